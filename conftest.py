@@ -1,0 +1,99 @@
+"""Checks around the nbval run: every notebook must leave the broker as it found it.
+
+nbval runs a notebook as one test per cell. Before a notebook's first cell we take a snapshot
+of what the broker holds (queues, exchanges, bindings, connections, vhosts, users), and after
+its last cell we compare: anything new that is still there is a leftover, and the notebook's
+last cell errors at teardown with a list of what it left behind.
+
+`NOTEBOOK_ORDER=reverse` runs the notebooks in reverse order, which `make test` uses for its
+second pass (the notebooks must pass in any order and twice in a row).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import OrderedDict
+
+import pytest
+
+SETTLE_S = 5.0  # connections closed by the kernel vanish from the API within a stats interval
+
+
+def _is_nbval_cell(item: pytest.Item) -> bool:
+    return type(item).__name__ == "IPyNbCell"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    notebooks: OrderedDict[str, list[pytest.Item]] = OrderedDict()
+    for item in items:
+        if _is_nbval_cell(item):
+            notebooks.setdefault(str(item.path), []).append(item)
+    if not notebooks:
+        return
+    if os.environ.get("NOTEBOOK_ORDER") == "reverse":
+        others = [i for i in items if not _is_nbval_cell(i)]
+        items[:] = others + [cell for nb in reversed(notebooks.values()) for cell in nb]
+    for cells in notebooks.values():
+        cells[0].stash[_FIRST] = True
+        cells[-1].stash[_LAST] = True
+
+
+_FIRST = pytest.StashKey[bool]()
+_LAST = pytest.StashKey[bool]()
+_snapshots: dict[str, dict[str, set]] = {}
+
+
+def _snapshot() -> dict[str, set]:
+    from helpers import find_broker
+
+    broker = find_broker(start=False, progress=None)
+    api = broker.management
+    return {
+        "queues": {q["name"] for q in api.queues(broker.vhost)},
+        "exchanges": {e["name"] for e in api.exchanges(broker.vhost)},
+        "bindings": {
+            (b["source"], b["destination_type"], b["destination"], b["routing_key"])
+            for b in api.bindings(broker.vhost)
+        },
+        "connections": {
+            c.get("client_properties", {}).get("connection_name") or c["name"]
+            for c in api.connections()
+        },
+        "vhosts": {v["name"] for v in api.vhosts()},
+        "users": {u["name"] for u in api.get("users")},
+    }
+
+
+def _leftovers(before: dict[str, set], after: dict[str, set]) -> dict[str, list]:
+    return {
+        kind: sorted(map(str, after[kind] - before[kind]))
+        for kind in before
+        if after[kind] - before[kind]
+    }
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if _is_nbval_cell(item) and item.stash.get(_FIRST, False):
+        _snapshots[str(item.path)] = _snapshot()
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    if not (_is_nbval_cell(item) and item.stash.get(_LAST, False)):
+        return
+    before = _snapshots.pop(str(item.path), None)
+    if before is None:
+        return
+    deadline = time.monotonic() + SETTLE_S
+    while True:
+        left = _leftovers(before, _snapshot())
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    if left:
+        lines = "\n".join(f"  {kind}: {', '.join(names)}" for kind, names in left.items())
+        pytest.fail(
+            f"{item.path.name} left things behind on the broker:\n{lines}\n"
+            "Delete them (and close every connection) in the notebook's cleanup cell.",
+            pytrace=False,
+        )

@@ -1,0 +1,120 @@
+"""Short, actionable errors.
+
+A learner who mistypes a password should read one sentence that says what to do, not a page
+of traceback. `TutorialError` renders itself as one line in IPython, and `explain()` turns
+the pika exceptions people actually meet into such a sentence.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pika.exceptions as pe
+from pika.adapters.utils.connection_workflow import AMQPConnectorStackTimeout
+
+INSTALL_HINT = (
+    "Install RabbitMQ (Debian/Ubuntu: `sudo apt-get install rabbitmq-server`; macOS: "
+    "`brew install rabbitmq`) and run `make lab` again, or start one with Docker: "
+    "`docker run -d --name rabbitmq -p 127.0.0.1:5672:5672 -p 127.0.0.1:15672:15672 "
+    "rabbitmq:3-management`."
+)
+
+
+class TutorialError(Exception):
+    """An error whose message already says what to do; shown without a traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython calls this instead of printing the traceback.
+        return [f"{type(self).__name__}: {self}"]
+
+
+class BrokerUnavailable(TutorialError):
+    """No broker could be found or started."""
+
+
+class ManagementError(TutorialError):
+    """The management HTTP API refused or failed a request."""
+
+
+def explain(exc: BaseException) -> str:
+    """One sentence that says what went wrong with a connection and what to do about it."""
+    cause = _root_cause(exc)
+
+    if isinstance(cause, pe.ProbableAuthenticationError):
+        return (
+            "The broker refused the user name or password: check the credentials "
+            "(the private node's are guest/guest)."
+        )
+    if isinstance(cause, pe.ProbableAccessDeniedError):
+        return (
+            "The broker has no such virtual host, or this user may not use it: check the "
+            "vhost name (the default is '/') and the user's permissions."
+        )
+    if isinstance(cause, ConnectionRefusedError) or _mentions(cause, "refused"):
+        return (
+            "Nothing is listening on that host and port: start the broker "
+            "(`python -m helpers broker start`) or fix the port."
+        )
+    if isinstance(cause, socket.gaierror) or _mentions(cause, "getaddrinfo"):
+        return "That host name does not resolve: check the spelling of the host."
+    if isinstance(cause, (pe.IncompatibleProtocolError, pe.StreamLostError)) or isinstance(
+        cause, pe.AMQPConnectionError
+    ):
+        return (
+            "Something answered on that port but did not speak AMQP: check the port "
+            "(5672 is AMQP, 15672 is the management web UI)."
+        )
+    if isinstance(cause, AMQPConnectorStackTimeout) and "AMQP handshake" in str(cause):
+        # `stack_timeout=` ran out after the TCP connect: something holds the port but never
+        # answers the AMQP greeting (an HTTP server waits for a request line that never comes).
+        return (
+            "Something accepted the connection but never completed the AMQP handshake: it is "
+            "probably not RabbitMQ, so check the port (5672 is AMQP, 15672 is the management "
+            "web UI)."
+        )
+    if isinstance(cause, (socket.timeout, TimeoutError, AMQPConnectorStackTimeout)):
+        return "The broker did not answer in time: check the host, the port and your network."
+    if isinstance(cause, IndexError) and _raised_by_url_parameters(cause):
+        # pika.URLParameters("garbage") (no scheme, no "//") fails with a bare IndexError.
+        return (
+            "pika could not parse that URL: write it as amqp://user:password@host:5672/vhost "
+            "(the default vhost '/' is written %2F)."
+        )
+    if isinstance(cause, ValueError):
+        return f"The connection settings are malformed ({cause}): fix them and try again."
+    return f"{type(cause).__name__}: {cause}"
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """Unwrap pika's layers, e.g. AMQPConnectionError(AMQPConnectorSocketConnectError(OSError))."""
+    for _ in range(5):
+        inner = getattr(exc, "exception", None)  # pika's connector phase errors
+        if isinstance(inner, BaseException):
+            exc = inner
+            continue
+        if (
+            type(exc) is pe.AMQPConnectionError
+            and exc.args
+            and isinstance(exc.args[0], BaseException)
+        ):
+            exc = exc.args[0]
+            continue
+        break
+    return exc
+
+
+def _mentions(exc: BaseException, word: str) -> bool:
+    return word in str(exc).lower()
+
+
+def _raised_by_url_parameters(exc: BaseException) -> bool:
+    """True when the traceback of `exc` passes through `pika.URLParameters.__init__`."""
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "__init__" and type(frame.f_locals.get("self")).__name__ == (
+            "URLParameters"
+        ):
+            return True
+        tb = tb.tb_next
+    return False

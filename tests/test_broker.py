@@ -1,0 +1,112 @@
+"""Broker resolution: AMQP_URL, then 127.0.0.1:5672, then the private node, else a clear error."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+import pika
+import pytest
+
+from helpers import BrokerUnavailable, find_broker, node
+from helpers import broker as broker_module
+from helpers.broker import parse_amqp_url
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("amqp://guest:guest@localhost:5672/%2F", ("localhost", 5672, "/", "guest", "guest")),
+        ("amqp://u:p@h/", ("h", 5672, "/", "u", "p")),
+        ("amqp://u:p@h", ("h", 5672, "/", "u", "p")),
+        ("amqps://u:p%40ss@h/class-a", ("h", 5671, "class-a", "u", "p@ss")),
+        ("amqp://h:5682/a%2Fb", ("h", 5682, "a/b", "guest", "guest")),
+    ],
+)
+def test_parse_amqp_url(url, expected):
+    assert parse_amqp_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url", ["http://localhost:5672/", "amqp://u:p@h:notaport/", "localhost:5672", "amqp://"]
+)
+def test_malformed_amqp_url_is_explained(url):
+    with pytest.raises(BrokerUnavailable, match="malformed"):
+        parse_amqp_url(url)
+
+
+def test_find_broker_gives_settings_pika_can_use(broker):
+    params = pika.ConnectionParameters(
+        host=broker.host,
+        port=broker.port,
+        virtual_host=broker.vhost,
+        credentials=pika.PlainCredentials(broker.username, broker.password),
+    )
+    with pika.BlockingConnection(params) as connection:
+        assert connection.is_open
+    with pika.BlockingConnection(pika.URLParameters(broker.amqp_url)) as connection:
+        assert connection.is_open
+
+
+def test_amqp_url_wins(monkeypatch, broker):
+    monkeypatch.setenv("AMQP_URL", broker.amqp_url)
+    found = find_broker(start=False)
+    assert found.source == "AMQP_URL"
+    assert (found.host, found.port, found.vhost) == (broker.host, broker.port, broker.vhost)
+    assert found.management.rabbitmq_version()
+
+
+def test_amqp_url_to_a_dead_port_fails_fast(monkeypatch, free_port):
+    monkeypatch.setenv("AMQP_URL", f"amqp://guest:guest@127.0.0.1:{free_port}/%2F")
+    t0 = time.monotonic()
+    with pytest.raises(BrokerUnavailable, match="no broker answers there"):
+        find_broker()
+    assert time.monotonic() - t0 < 3
+
+
+def test_amqp_url_to_another_program_is_explained(monkeypatch, broker):
+    port = urlsplit(broker.management_url).port
+    monkeypatch.setenv("AMQP_URL", f"amqp://guest:guest@127.0.0.1:{port}/%2F")
+    with pytest.raises(BrokerUnavailable, match="not an AMQP broker"):
+        find_broker()
+
+
+def test_malformed_amqp_url_env(monkeypatch):
+    monkeypatch.setenv("AMQP_URL", "amqp://guest:guest@localhost:port/")
+    with pytest.raises(BrokerUnavailable, match="malformed"):
+        find_broker()
+
+
+def _nothing_anywhere(monkeypatch, free_port, installed: bool):
+    """Point every place the resolution looks at ports where nothing listens."""
+    monkeypatch.delenv("AMQP_URL", raising=False)
+    monkeypatch.setattr(broker_module, "LOCAL_AMQP_PORT", free_port)
+    monkeypatch.setattr(node, "AMQP_PORT", free_port)
+    monkeypatch.setattr(node, "is_installed", lambda: installed)
+
+
+def test_no_broker_and_not_installed_says_how_to_install(monkeypatch, free_port):
+    _nothing_anywhere(monkeypatch, free_port, installed=False)
+    t0 = time.monotonic()
+    with pytest.raises(BrokerUnavailable) as info:
+        find_broker()
+    assert time.monotonic() - t0 < 3
+    message = str(info.value)
+    for fix in ("apt-get install rabbitmq-server", "brew install rabbitmq", "docker run"):
+        assert fix in message
+
+
+def test_no_broker_without_start_says_how_to_start(monkeypatch, free_port):
+    _nothing_anywhere(monkeypatch, free_port, installed=True)
+    t0 = time.monotonic()
+    with pytest.raises(BrokerUnavailable, match="python -m helpers broker start"):
+        find_broker(start=False)
+    assert time.monotonic() - t0 < 3
+
+
+def test_who_started_the_broker_is_reported(broker):
+    if broker.source == "private node":
+        assert broker.started_by_helpers
+        assert broker.port == node.AMQP_PORT
+    else:  # a broker someone else runs is never ours to stop or restart
+        assert not broker.started_by_helpers
