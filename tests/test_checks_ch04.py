@@ -1,0 +1,70 @@
+"""The chapter 04 self-check passes a right answer and gives a hint for near misses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pika
+import pytest
+
+from helpers.checks import ch04
+
+PREFIX = "unit.ch04."
+EXCHANGE, CRITICAL, KERN = PREFIX + "logs", PREFIX + "critical", PREFIX + "kern"
+
+
+@pytest.fixture
+def channel(connection: pika.BlockingConnection) -> Iterator[pika.channel.Channel]:
+    ch = connection.channel()
+    yield ch
+    ch = connection.channel()  # the test's own channel may have been closed by an error
+    for queue in (CRITICAL, KERN):
+        ch.queue_delete(queue=queue)
+    ch.exchange_delete(exchange=EXCHANGE)
+
+
+def _build(channel, exchange_type: str, critical_key: str, kern_key: str) -> None:
+    channel.exchange_declare(exchange=EXCHANGE, exchange_type=exchange_type)
+    for queue, key in ((CRITICAL, critical_key), (KERN, kern_key)):
+        channel.queue_declare(queue=queue)
+        channel.queue_bind(queue=queue, exchange=EXCHANGE, routing_key=key)
+
+
+def _check(broker):
+    return ch04.check_exercise(broker, EXCHANGE, CRITICAL, KERN)
+
+
+def test_right_bindings_pass(broker, channel):
+    _build(channel, "topic", "#.critical", "kern.#")
+    result = _check(broker)
+    assert result.passed, result.message
+    assert repr(result).startswith("✅")
+
+
+@pytest.mark.parametrize(
+    ("critical_key", "kern_key", "key_in_hint"),
+    [
+        ("*.critical", "kern.#", "'mail.queue.critical'"),
+        ("#.critical", "kern.*", "'kern.disk.warning'"),
+        ("#.critical", "#", "'auth.critical'"),
+    ],
+)
+def test_near_misses_get_a_hint(broker, channel, critical_key, kern_key, key_in_hint):
+    _build(channel, "topic", critical_key, kern_key)
+    result = _check(broker)
+    assert not result.passed
+    assert key_in_hint in result.message
+    assert repr(result).startswith("❌")
+
+
+def test_missing_and_wrongly_typed_exchange(broker, channel):
+    assert "no exchange" in _check(broker).message
+    _build(channel, "direct", "critical", "kern")
+    result = _check(broker)
+    assert not result.passed and "direct exchange" in result.message
+
+
+def test_missing_queue(broker, channel):
+    channel.exchange_declare(exchange=EXCHANGE, exchange_type="topic")
+    result = _check(broker)
+    assert not result.passed and CRITICAL in result.message
