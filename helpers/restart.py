@@ -1,0 +1,34 @@
+"""Restarting the broker for a lesson, but only when it is the tutorial's own private node.
+
+Chapter 02 shows that durable queues and persistent messages survive a restart while
+transient ones do not. Only a real restart proves it, yet a restart drops every client of
+that broker: fine for the node the helpers started for this tutorial, never acceptable for
+a broker someone else runs (a system service, a Docker container, a classroom server).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from helpers import node
+from helpers.broker import Broker
+
+
+def may_restart(broker: Broker) -> bool:
+    """True only for the private node the helpers started; every other broker is not ours."""
+    return broker.is_private_node and broker.started_by_helpers
+
+
+def restart_private_node(
+    broker: Broker, progress: Callable[[str], None] | None = None
+) -> bool:
+    """Restart the RabbitMQ application of our private node and wait until it answers again.
+
+    Returns False, without touching anything, when the broker is not ours to restart, so a
+    notebook can print a note instead. Returns True once AMQP and the management API answer
+    again (about 8 s); every connection open before the call has been dropped by then.
+    """
+    if not may_restart(broker):
+        return False
+    node.restart_app(progress)
+    return True
