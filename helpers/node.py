@@ -131,7 +131,12 @@ def _write_config() -> None:
             ]
         )
     )
-    (base / "advanced.config").write_text("[].\n")
+    # The management API aggregates counts on a timer set by the finest sample interval of its
+    # retention policies (5 s by default, whatever collect_statistics_interval says): 1 s.
+    policies = "[{global,[{605,1},{3660,60}]},{basic,[{605,1},{3600,60}]},{detailed,[{605,1}]}]"
+    (base / "advanced.config").write_text(
+        f"[{{rabbitmq_management_agent, [{{sample_retention_policies, {policies}}}]}}].\n"
+    )
     (base / "rabbitmq-env.conf").write_text("")
 
 

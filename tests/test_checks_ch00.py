@@ -1,0 +1,74 @@
+"""The chapter 00 self-check passes the right topology and names the first missing piece."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pika
+import pytest
+
+from helpers.checks import ch00
+
+PREFIX = "unit.ch00."
+EXCHANGE, QUEUE = PREFIX + "greetings", PREFIX + "exercise"
+
+
+@pytest.fixture
+def channel(connection: pika.BlockingConnection) -> Iterator[pika.channel.Channel]:
+    ch = connection.channel()
+    ch.exchange_declare(exchange=EXCHANGE, exchange_type="direct")
+    yield ch
+    ch = connection.channel()  # the test's own channel may have been closed by an error
+    ch.queue_delete(queue=QUEUE)
+    ch.exchange_delete(exchange=EXCHANGE)
+
+
+def _check(broker):
+    return ch00.check_exercise(broker, exchange=EXCHANGE, queue=QUEUE, wait_s=0.5)
+
+
+def test_bound_queue_with_a_routed_message_passes(broker, channel):
+    channel.queue_declare(queue=QUEUE)
+    channel.queue_bind(queue=QUEUE, exchange=EXCHANGE, routing_key="practice")
+    channel.basic_publish(exchange=EXCHANGE, routing_key="practice", body=b"hi")
+    result = _check(broker)
+    assert result.passed, result.message
+    assert repr(result).startswith("✅")
+
+
+def test_missing_queue(broker, channel):
+    result = _check(broker)
+    assert not result.passed
+    assert "no queue named" in result.message
+
+
+def test_unbound_queue(broker, channel):
+    channel.queue_declare(queue=QUEUE)
+    result = _check(broker)
+    assert not result.passed
+    assert "nothing binds it" in result.message
+
+
+def test_wrong_key_is_named(broker, channel):
+    channel.queue_declare(queue=QUEUE)
+    channel.queue_bind(queue=QUEUE, exchange=EXCHANGE, routing_key="Practice")
+    result = _check(broker)
+    assert not result.passed
+    assert "'Practice'" in result.message
+    assert repr(result).startswith("❌")
+
+
+def test_empty_queue(broker, channel):
+    channel.queue_declare(queue=QUEUE)
+    channel.queue_bind(queue=QUEUE, exchange=EXCHANGE, routing_key="practice")
+    channel.basic_publish(exchange=EXCHANGE, routing_key="elsewhere", body=b"dropped")
+    result = _check(broker)
+    assert not result.passed
+    assert "holds no message" in result.message
+
+
+def test_missing_exchange(broker, channel):
+    channel.exchange_delete(exchange=EXCHANGE)
+    result = _check(broker)
+    assert not result.passed
+    assert "is gone" in result.message
