@@ -50,6 +50,14 @@ class ManagementClient:
         except requests.Timeout:
             raise ManagementError(f"The management API at {self.base_url} timed out.") from None
         if r.status_code == 401:
+            reason = _reason(r)
+            if reason != "Login failed":
+                # Logged in fine, but this user may not do that (a classroom student, say).
+                raise ManagementError(
+                    f"{method} /api/{path} is not allowed for this user (401: {reason}): it "
+                    "needs a user tag this one lacks (administrator, management) or "
+                    "permissions on that virtual host."
+                )
             raise ManagementError(
                 "The management API refused these credentials (401): check the user name and "
                 "password, and that the user has a management tag."
@@ -89,6 +97,18 @@ class ManagementClient:
     def queue(self, name: str, vhost: str = "/") -> Json | None:
         return self.request("GET", f"queues/{_q(vhost)}/{_q(name)}", ok404=True)
 
+    def queue_totals(self, vhost: str = "/") -> list[Json]:
+        """Every queue of a vhost with its message counts as the queues hold them now.
+
+        The counts in `queues()` come from the statistics database, which keeps periodic
+        samples (every second on the private node, every 5 s by default), so right after a
+        publish, an ack or a closed channel they lag.
+        With `disable_stats` and `enable_queue_totals` the API skips that database and
+        returns each queue's own current `messages`, `messages_ready` and
+        `messages_unacknowledged`, which is what a chapter polling for a count needs.
+        """
+        return self.get(f"queues/{_q(vhost)}?disable_stats=true&enable_queue_totals=true")
+
     def exchanges(self, vhost: str = "/") -> list[Json]:
         return self.get(f"exchanges/{_q(vhost)}")
 
@@ -112,8 +132,20 @@ class ManagementClient:
 
     # -- changing state ---------------------------------------------------------------------
 
-    def create_vhost(self, name: str, tracing: bool = False) -> None:
-        self.request("PUT", f"vhosts/{_q(name)}", json={"tracing": tracing})
+    def create_vhost(
+        self,
+        name: str,
+        tracing: bool = False,
+        description: str | None = None,
+        tags: list[str] | None = None,
+    ) -> None:
+        """Create (or update) a vhost. Each PUT replaces description and tags: omitted = empty."""
+        body: Json = {"tracing": tracing}
+        if description is not None:
+            body["description"] = description
+        if tags is not None:
+            body["tags"] = ",".join(tags)
+        self.request("PUT", f"vhosts/{_q(name)}", json=body)
 
     def delete_vhost(self, name: str) -> None:
         self.request("DELETE", f"vhosts/{_q(name)}", ok404=True)
@@ -132,8 +164,27 @@ class ManagementClient:
         self.request("PUT", f"vhosts/{_q(vhost)}", json={"tracing": enabled})
 
     def tracing(self, vhost: str) -> bool:
-        info = self.vhost(vhost)
+        """Is the firehose on in `vhost`? Read from the vhost list, which a user with only the
+        `management` tag may read too (GET /api/vhosts/{name} needs an administrator)."""
+        info = next((v for v in self.vhosts() if v["name"] == vhost), None)
         return bool(info and info.get("tracing"))
+
+    # -- users (classroom provisioning; every call here needs an administrator) -------------
+
+    def users(self) -> list[Json]:
+        return self.get("users")
+
+    def user(self, name: str) -> Json | None:
+        return self.request("GET", f"users/{_q(name)}", ok404=True)
+
+    def put_user(self, name: str, password: str, tags: list[str]) -> None:
+        """Create a user or update it: sets its password and replaces its tags."""
+        self.request(
+            "PUT", f"users/{_q(name)}", json={"password": password, "tags": ",".join(tags)}
+        )
+
+    def delete_user(self, name: str) -> None:
+        self.request("DELETE", f"users/{_q(name)}", ok404=True)
 
     def close_connection(self, name: str, reason: str = "closed by the tutorial") -> None:
         self._session.headers["X-Reason"] = reason

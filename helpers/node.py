@@ -11,6 +11,7 @@ Facts behind the environment below are in shared/DESIGN.md ("The broker").
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -75,12 +76,17 @@ def _pid_file() -> Path:
     return base_dir() / "node.pid"
 
 
-def _read_pid() -> int | None:
+def _read_pid_raw() -> int | None:
     try:
-        pid = int(_pid_file().read_text().strip())
+        return int(_pid_file().read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _alive(pid) else None
+
+
+def _read_pid() -> int | None:
+    """The node's pid if its pid file names a live process."""
+    pid = _read_pid_raw()
+    return pid if pid is not None and _alive(pid) else None
 
 
 def status() -> NodeStatus:
@@ -170,8 +176,18 @@ def log_tail(lines: int = 15) -> str:
 
 
 def start(progress: Callable[[str], None] | None = None) -> bool:
-    """Start the node unless it already runs; return True if this call started it."""
-    say = progress or (lambda _msg: None)
+    """Start the node unless it already runs; return True if this call started it.
+
+    Two notebooks opened at once may both call this: a lock file makes the second one wait
+    for the first one's node instead of starting another.
+    """
+    base_dir().mkdir(parents=True, exist_ok=True)
+    with open(base_dir() / "start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _start_locked(progress or (lambda _msg: None))
+
+
+def _start_locked(say: Callable[[str], None]) -> bool:
     if _read_pid() is not None:
         _wait_until_ready(say)
         return False
@@ -265,7 +281,8 @@ def stop(progress: Callable[[str], None] | None = None) -> bool:
     if _alive(pid):
         os.kill(pid, signal.SIGKILL)
         _wait_dead(pid, 5)
-    _pid_file().unlink(missing_ok=True)
+    if _read_pid_raw() == pid:  # a node started meanwhile by someone else keeps its file
+        _pid_file().unlink(missing_ok=True)
     say("Stopped.")
     return True
 
