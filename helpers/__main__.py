@@ -1,0 +1,75 @@
+"""Command line: `python -m helpers broker start | status | stop`, `classroom provision | teardown`.
+
+`make lab` and `make test` call `broker start`; learners call `status` to see where their
+broker is. Errors print one paragraph and exit 1, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from helpers import classroom_cli, node
+from helpers.broker import find_broker
+from helpers.errors import TutorialError
+
+
+def _broker_start(_args: argparse.Namespace) -> int:
+    broker = find_broker(start=True, progress=print)
+    print(f"Broker ready ({broker.source}): {broker.amqp_url}")
+    return 0
+
+
+def _broker_status(_args: argparse.Namespace) -> int:
+    broker = find_broker(start=False, progress=None)
+    print(f"source:             {broker.source}")
+    print(f"AMQP URL:           {broker.amqp_url}")
+    print(f"management URL:     {broker.management_url}")
+    try:
+        version = broker.management.rabbitmq_version()
+    except TutorialError as exc:
+        version = f"unknown ({exc})"
+    print(f"RabbitMQ version:   {version}")
+    print(f"started by helpers: {'yes' if broker.started_by_helpers else 'no'}")
+    return 0
+
+
+def _broker_stop(_args: argparse.Namespace) -> int:
+    if not node.stop(progress=print):
+        print(
+            "The private node is not running; nothing to stop (brokers the helpers did not "
+            "start are left alone)."
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.splitlines()[0])
+    groups = parser.add_subparsers(dest="group", required=True)
+
+    broker = groups.add_parser("broker", help="find, start, inspect or stop the broker")
+    actions = broker.add_subparsers(dest="action", required=True)
+    actions.add_parser("start", help="find a broker or start the private node").set_defaults(
+        func=_broker_start
+    )
+    actions.add_parser("status", help="where the broker is and who started it").set_defaults(
+        func=_broker_status
+    )
+    actions.add_parser("stop", help="stop the private node if the helpers started it").set_defaults(
+        func=_broker_stop
+    )
+    classroom_cli.add_parser(groups)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TutorialError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
