@@ -57,7 +57,13 @@ def explain(exc: BaseException) -> str:
         )
     if isinstance(cause, socket.gaierror) or _mentions(cause, "getaddrinfo"):
         return "That host name does not resolve: check the spelling of the host."
-    if isinstance(cause, (pe.IncompatibleProtocolError, pe.StreamLostError)) or isinstance(
+    if isinstance(cause, pe.StreamLostError):
+        return (
+            "The connection was lost (the broker restarted or dropped it after missed "
+            "heartbeats, e.g. during a long callback): open a new connection; if it happened "
+            "while connecting, check the port is RabbitMQ's."
+        )
+    if isinstance(cause, pe.IncompatibleProtocolError) or isinstance(
         cause, pe.AMQPConnectionError
     ):
         return (
