@@ -78,22 +78,34 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         _snapshots[str(item.path)] = _snapshot()
 
 
-def pytest_runtest_teardown(item: pytest.Item) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    # Look while the notebook's kernel still runs (a connection it forgot to close is still
+    # open then), but fail only after nbval's own teardown has run, so the next notebook
+    # starts cleanly.
+    problem = _leftover_report(item)
+    result = yield
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    return result
+
+
+def _leftover_report(item: pytest.Item) -> str | None:
     if not (_is_nbval_cell(item) and item.stash.get(_LAST, False)):
-        return
+        return None
     before = _snapshots.pop(str(item.path), None)
     if before is None:
-        return
+        return None
     deadline = time.monotonic() + SETTLE_S
     while True:
         left = _leftovers(before, _snapshot())
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.25)
-    if left:
-        lines = "\n".join(f"  {kind}: {', '.join(names)}" for kind, names in left.items())
-        pytest.fail(
-            f"{item.path.name} left things behind on the broker:\n{lines}\n"
-            "Delete them (and close every connection) in the notebook's cleanup cell.",
-            pytrace=False,
-        )
+    if not left:
+        return None
+    lines = "\n".join(f"  {kind}: {', '.join(names)}" for kind, names in left.items())
+    return (
+        f"{item.path.name} left things behind on the broker:\n{lines}\n"
+        "Delete them (and close every connection) in the notebook's cleanup cell."
+    )
