@@ -1,0 +1,156 @@
+"""How fast the live flow diagram is, and what it costs a publisher.
+
+Prints `name=value` lines (targets from issue #3):
+- events_per_s: real trace messages (recorded from the broker's firehose, then replayed)
+  parsed and applied to the diagram state per second; target >= 5000.
+- peak_mb: peak Python memory allocated while 100,000 messages go through the state
+  (tracemalloc); bounded, it does not grow with the number of messages.
+- renders_per_s: renders that reach the widget (and so the browser) per second while a
+  burst of messages is traced; target <= 10.
+- publisher_ratio: publisher throughput with a diagram attached / without, measured in the
+  same run (alternating, best of two each); target >= 0.7.
+
+Everything happens in a private vhost (`flowdev-bench-...`) that is deleted at the end.
+Run: .venv/bin/python benchmarks/flow_view.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+import tracemalloc
+import uuid
+
+import pika
+
+from helpers import Broker, find_broker
+from helpers.flow import FlowState, read_topology
+from helpers.trace import TRACE_EXCHANGE, parse
+from helpers.widgets import FlowDiagram
+
+MESSAGES = 100_000
+BURST = 20_000
+PUBLISH = 20_000
+
+
+def _connect(b: Broker) -> pika.BlockingConnection:
+    return pika.BlockingConnection(
+        pika.ConnectionParameters(
+            host=b.host,
+            port=b.port,
+            virtual_host=b.vhost,
+            credentials=pika.PlainCredentials(b.username, b.password),
+        )
+    )
+
+
+def _declare(ch) -> None:
+    ch.exchange_declare("flowdev.bench", "topic")
+    for q, key in (("flowdev.all", "#"), ("flowdev.errors", "*.error"), ("flowdev.kern", "kern.*")):
+        ch.queue_declare(q, arguments={"x-max-length": 50_000})
+        ch.queue_bind(q, "flowdev.bench", key)
+
+
+def record(b: Broker, n: int = 2000) -> list[tuple[str, dict, bytes]]:
+    """Real firehose messages: publishes (routed and unroutable) and deliveries."""
+    api = b.management
+    api.set_tracing(b.vhost, True)
+    conn = _connect(b)
+    ch = conn.channel()
+    tq = ch.queue_declare("", exclusive=True).method.queue
+    ch.queue_bind(tq, TRACE_EXCHANGE, "#")
+    keys = ["kern.error", "app.info", "kern.info", "nobody"]
+    for i in range(n):
+        ch.basic_publish("flowdev.bench", keys[i % 4], f"message {i}".encode())
+    for _ in range(n // 4):
+        ch.basic_get("flowdev.all", auto_ack=True)
+    raw = []
+    for method, props, body in ch.consume(tq, auto_ack=True, inactivity_timeout=1.0):
+        if method is None:
+            break
+        raw.append((method.routing_key, props.headers, body))
+    ch.cancel()
+    conn.close()
+    api.set_tracing(b.vhost, False)
+    return raw
+
+
+def ingest(b: Broker, raw: list[tuple[str, dict, bytes]], n: int) -> float:
+    state = FlowState(prefix="flowdev.")
+    state.set_topology(read_topology(b.management, b.vhost))
+    feed = itertools.islice(itertools.cycle(raw), n)
+    t0 = time.perf_counter()
+    batch = []
+    for rk, headers, body in feed:
+        batch.append(parse(rk, headers, body))
+        if len(batch) == 500:
+            state.add_events(batch)
+            batch = []
+    state.add_events(batch)
+    elapsed = time.perf_counter() - t0
+    assert state.events == n, (state.events, n)
+    return elapsed
+
+
+def publish_rate(b: Broker, n: int) -> float:
+    conn = _connect(b)
+    ch = conn.channel()
+    body = b"x" * 100
+    t0 = time.perf_counter()
+    for i in range(n):
+        ch.basic_publish("flowdev.bench", "kern.error" if i % 2 else "app.info", body)
+    ch.queue_declare("flowdev.all", passive=True)  # a round trip: the broker took them all
+    elapsed = time.perf_counter() - t0
+    for q in ("flowdev.all", "flowdev.errors", "flowdev.kern"):
+        ch.queue_purge(q)
+    conn.close()
+    return n / elapsed
+
+
+def main() -> None:
+    root = find_broker(progress=None)
+    vhost = f"flowdev-bench-{uuid.uuid4().hex[:6]}"
+    root.management.create_vhost(vhost)
+    root.management.set_permissions(vhost, root.username)
+    b = dataclasses.replace(root, vhost=vhost)
+    try:
+        conn = _connect(b)
+        _declare(conn.channel())
+        conn.close()
+        raw = record(b)
+        elapsed = ingest(b, raw, MESSAGES)
+        print(f"events_per_s={MESSAGES / elapsed:.0f}")
+        tracemalloc.start()
+        ingest(b, raw, MESSAGES)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        print(f"peak_mb={peak / 1e6:.2f}")
+
+        with FlowDiagram(b, prefix="flowdev.") as diagram:
+            start = diagram.renders
+            t0 = time.perf_counter()
+            publish_rate(b, BURST)
+            diagram.wait_until_caught_up(timeout=30)
+            elapsed = time.perf_counter() - t0
+            print(f"renders_per_s={(diagram.renders - start) / elapsed:.1f}")
+
+        without, with_view = [], []
+        for _ in range(2):
+            without.append(publish_rate(b, PUBLISH))
+            with FlowDiagram(b, prefix="flowdev."):
+                with_view.append(publish_rate(b, PUBLISH))
+        print(f"publish_without_per_s={max(without):.0f}")
+        print(f"publish_with_view_per_s={max(with_view):.0f}")
+        print(f"publisher_ratio={max(with_view) / max(without):.2f}")
+    finally:
+        for _ in range(20):  # the API can be slow to answer right after a burst
+            try:
+                root.management.delete_vhost(vhost)
+                break
+            except Exception:
+                time.sleep(1)
+
+
+if __name__ == "__main__":
+    main()

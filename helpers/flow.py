@@ -1,0 +1,515 @@
+"""The state of the message-flow diagram, as plain Python (no widgets, no HTML).
+
+Two sources feed it, and nothing else:
+
+- the **topology** read from the management API (exchanges with their type and alternate
+  exchange, bindings with their keys or header arguments, queues with their ready and
+  unacknowledged counts, consumers with their prefetch), via `read_topology()`;
+- the **events** of the firehose (`helpers.trace.TraceEvent`): what the broker did with each
+  message. Which queues a message reached is taken from the broker's `routed_queues`; this
+  module never evaluates a binding key. To *draw* a message it looks for the path of
+  bindings (or alternate-exchange links) that leads from the exchange to a queue the broker
+  named, which is drawing, not routing.
+
+Everything is scoped by a name prefix (`ch04.` shows only the chapter's names, plus the
+built-in exchanges that touch them), and the firehose's own queues are never shown.
+Memory is bounded: counters per drawn object and a short window of recent messages.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from helpers.trace import TRACE_EXCHANGE, TraceEvent, body_preview
+
+if TYPE_CHECKING:
+    from helpers.management import ManagementClient
+
+DEFAULT_EXCHANGE = ""
+RECENT = 64  # messages kept for animation and the "last messages" list
+MAX_CLIENTS = 24  # producers/consumer channels drawn; the rest are counted as "others"
+
+
+@dataclass(frozen=True)
+class Exchange:
+    name: str
+    type: str
+    alternate: str = ""  # the alternate-exchange argument, if any
+    internal: bool = False
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    ready: int = 0
+    unacked: int = 0
+    consumers: int = 0
+
+
+@dataclass(frozen=True)
+class Binding:
+    source: str
+    destination: str
+    destination_type: str  # "queue" or "exchange"
+    key: str
+    arguments: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The binding key, or the header arguments for a headers exchange."""
+        if self.arguments:
+            return ", ".join(f"{k}={v}" for k, v in self.arguments)
+        return self.key
+
+
+@dataclass(frozen=True)
+class Consumer:
+    queue: str
+    tag: str
+    prefetch: int
+    ack_required: bool
+    connection: str
+    channel: int
+
+
+@dataclass(frozen=True)
+class Topology:
+    """What the management API says the vhost holds (all of it, not yet filtered)."""
+
+    exchanges: tuple[Exchange, ...] = ()
+    queues: tuple[Queue, ...] = ()
+    bindings: tuple[Binding, ...] = ()
+    consumers: tuple[Consumer, ...] = ()
+
+
+def read_topology(api: ManagementClient, vhost: str) -> Topology:
+    """Read exchanges, queues (with their current counts), bindings and consumers."""
+    exchanges = tuple(
+        Exchange(
+            e["name"],
+            e.get("type", ""),
+            str((e.get("arguments") or {}).get("alternate-exchange", "")),
+            bool(e.get("internal")),
+        )
+        for e in api.exchanges(vhost)
+    )
+    queues = tuple(
+        Queue(
+            q["name"],
+            int(q.get("messages_ready") or 0),
+            int(q.get("messages_unacknowledged") or 0),
+            int(q.get("consumers") or 0),
+        )
+        for q in api.queue_totals(vhost)
+    )
+    bindings = tuple(
+        Binding(
+            b["source"],
+            b["destination"],
+            b["destination_type"],
+            b.get("routing_key", ""),
+            tuple(sorted((str(k), str(v)) for k, v in (b.get("arguments") or {}).items())),
+        )
+        for b in api.bindings(vhost)
+    )
+    consumers = tuple(
+        Consumer(
+            c["queue"]["name"],
+            c.get("consumer_tag", ""),
+            int(c.get("prefetch_count") or 0),
+            bool(c.get("ack_required")),
+            (c.get("channel_details") or {}).get("connection_name", ""),
+            int((c.get("channel_details") or {}).get("number") or 0),
+        )
+        for c in api.consumers(vhost)
+    )
+    return Topology(exchanges, queues, bindings, consumers)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One recent publish or delivery, as the diagram draws and lists it."""
+
+    seq: int
+    kind: str  # "publish" or "deliver"
+    at: float  # time.monotonic() when the view received it
+    exchange: str
+    routing_key: str
+    queues: tuple[str, ...]  # publish: in-scope queues reached; deliver: (queue,)
+    client: tuple[str, int]  # (connection, channel) of the producer or consumer
+    body: str  # plain-text preview, not escaped
+    size: int
+    message_id: str = ""
+    headers: str = ""
+    redelivered: bool = False
+    hidden_routes: int = 0  # queues reached outside the prefix
+
+
+@dataclass
+class FlowState:
+    """Everything the diagram draws, built from a topology and the firehose events."""
+
+    prefix: str = ""
+    recent_size: int = RECENT
+    topology: Topology = field(default_factory=Topology)
+    hidden_queues: set[str] = field(default_factory=set)
+    version: int = 0  # bumps on every change, so the view knows when to render
+    published: Counter = field(default_factory=Counter)  # exchange -> messages published
+    unroutable: Counter = field(default_factory=Counter)  # exchange -> messages dropped
+    routed: Counter = field(default_factory=Counter)  # (exchange, queue) -> messages
+    delivered: Counter = field(default_factory=Counter)  # queue -> deliveries
+    redelivered: Counter = field(default_factory=Counter)  # queue -> redeliveries
+    deliveries_to: Counter = field(default_factory=Counter)  # (queue, client) -> deliveries
+    producers: dict[tuple[str, int], int] = field(default_factory=dict)  # client -> number
+    produced: Counter = field(default_factory=Counter)  # (client, exchange) -> messages
+    used_exchanges: set[str] = field(default_factory=set)  # built-ins seen in events
+    events: int = 0  # in-scope events applied
+    ignored: int = 0  # events outside the scope
+
+    def __post_init__(self) -> None:
+        self.recent: deque[Message] = deque(maxlen=self.recent_size)
+        self._seq = 0
+        self._scope_cache: tuple[set[str], set[str]] | None = None
+        self._pending: list[tuple[int, str]] = []  # (message seq, queue) to check, see below
+
+    # -- scope ------------------------------------------------------------------------------
+
+    def in_prefix(self, name: str) -> bool:
+        return name.startswith(self.prefix)
+
+    def queue_visible(self, name: str) -> bool:
+        return self.in_prefix(name) and name not in self.hidden_queues
+
+    def _scope(self) -> tuple[set[str], set[str]]:
+        """(queue names, exchange names) that the diagram draws, from the topology."""
+        if self._scope_cache is not None:
+            return self._scope_cache
+        topo = self.topology
+        hidden = self.hidden_queues | {
+            b.destination
+            for b in topo.bindings
+            if b.source == TRACE_EXCHANGE and b.destination_type == "queue"
+        }
+        self.hidden_queues = hidden
+        queues = {q.name for q in topo.queues if self.queue_visible(q.name)}
+        builtin = {e.name for e in topo.exchanges if _builtin(e.name)}
+        exchanges = {
+            e.name for e in topo.exchanges if self.in_prefix(e.name) and not _builtin(e.name)
+        }
+        exchanges |= {x for x in self.used_exchanges if x in builtin or self.in_prefix(x)}
+        # Follow bindings and alternate exchanges into and out of the scope until stable.
+        alternates = {e.name: e.alternate for e in topo.exchanges if e.alternate}
+        changed = True
+        while changed:
+            changed = False
+            for b in topo.bindings:
+                if b.source in (DEFAULT_EXCHANGE, TRACE_EXCHANGE):
+                    continue
+                dest_in = b.destination in (queues if b.destination_type == "queue" else exchanges)
+                if dest_in and b.source not in exchanges:
+                    exchanges.add(b.source)
+                    changed = True
+                if b.source in exchanges and b.destination_type == "exchange":
+                    if b.destination not in exchanges:
+                        exchanges.add(b.destination)
+                        changed = True
+            for src, alt in alternates.items():
+                if src in exchanges and alt not in exchanges:
+                    exchanges.add(alt)
+                    changed = True
+        exchanges.discard(TRACE_EXCHANGE)
+        self._scope_cache = (queues, exchanges)
+        return self._scope_cache
+
+    def visible_queues(self) -> list[Queue]:
+        names, _ = self._scope()
+        return sorted((q for q in self.topology.queues if q.name in names), key=lambda q: q.name)
+
+    def visible_exchanges(self) -> list[Exchange]:
+        _, names = self._scope()
+        found = {e.name: e for e in self.topology.exchanges if e.name in names}
+        for name in names - found.keys():  # seen in events before the topology caught up
+            found[name] = Exchange(name, "direct" if name == DEFAULT_EXCHANGE else "?")
+        return sorted(found.values(), key=lambda e: e.name)
+
+    def visible_bindings(self) -> list[Binding]:
+        """Bindings between drawn objects; the default exchange's only where it carried."""
+        queues, exchanges = self._scope()
+        out = []
+        for b in self.topology.bindings:
+            if b.source not in exchanges:
+                continue
+            if b.destination_type == "queue" and b.destination not in queues:
+                continue
+            if b.destination_type == "exchange" and b.destination not in exchanges:
+                continue
+            if b.source == DEFAULT_EXCHANGE and not self.routed[(DEFAULT_EXCHANGE, b.destination)]:
+                continue
+            out.append(b)
+        return sorted(out, key=lambda b: (b.source, b.destination, b.key, b.arguments))
+
+    def binding_label(self, binding: Binding) -> str:
+        """What to write on a binding: its key, its header arguments, nothing for fanout."""
+        types = {e.name: e.type for e in self.topology.exchanges}
+        return "" if types.get(binding.source) == "fanout" else binding.label
+
+    def alternate_links(self) -> list[tuple[str, str]]:
+        _, exchanges = self._scope()
+        return sorted(
+            (e.name, e.alternate)
+            for e in self.topology.exchanges
+            if e.alternate and e.name in exchanges
+        )
+
+    def visible_consumers(self) -> list[Consumer]:
+        queues, _ = self._scope()
+        return sorted(
+            (c for c in self.topology.consumers if c.queue in queues),
+            key=lambda c: (c.queue, c.connection, c.channel, c.tag),
+        )
+
+    # -- feeding it -------------------------------------------------------------------------
+
+    def set_topology(self, topology: Topology) -> bool:
+        """Replace the topology; returns whether anything the diagram shows changed."""
+        changed = topology != self.topology
+        if changed:
+            self.topology = topology
+            self._scope_cache = None
+        if self._pending:
+            self._resolve_pending()
+            changed = True
+        if changed:
+            self.version += 1
+        return changed
+
+    def _resolve_pending(self) -> None:
+        """Settle messages the default exchange "routed" to queues we did not know yet.
+
+        For the default exchange the broker lists the queue named by the routing key in
+        `routed_queues` even when no such queue exists (the message is then dropped), so
+        the queue's existence is checked against the next topology read from the API.
+        """
+        names = {q.name for q in self.topology.queues}
+        reached: dict[int, list[str]] = {}
+        for seq, queue in self._pending:
+            if queue in names:
+                self.routed[(DEFAULT_EXCHANGE, queue)] += 1
+                reached.setdefault(seq, []).append(queue)
+            else:
+                self.unroutable[DEFAULT_EXCHANGE] += 1
+        self._pending.clear()
+        if reached:
+            for i, m in enumerate(self.recent):
+                if m.seq in reached:
+                    self.recent[i] = replace(m, queues=m.queues + tuple(reached[m.seq]))
+
+    def hide_queue(self, name: str) -> None:
+        """Never draw this queue (the view's own trace queue)."""
+        self.hidden_queues.add(name)
+        self._scope_cache = None
+
+    def add_events(self, events: Iterable[TraceEvent], now: float | None = None) -> int:
+        """Apply firehose events; returns how many were in scope."""
+        at = time.monotonic() if now is None else now
+        self._scope()  # learn the other diagrams' trace queues before judging events
+        applied = 0
+        for event in events:
+            if event.kind == "publish":
+                applied += self._publish(event, at)
+            elif event.kind == "deliver":
+                applied += self._deliver(event, at)
+        if applied:
+            self.version += 1
+            self.events += applied
+        return applied
+
+    def _publish(self, event: TraceEvent, at: float) -> int:
+        x = event.exchange
+        shown = tuple(q for q in event.routed_queues if self.queue_visible(q))
+        hidden = [q for q in event.routed_queues if q in self.hidden_queues]
+        if hidden and not shown:
+            self.ignored += 1
+            return 0
+        x_in = self.in_prefix(x) and not _builtin(x)
+        if x == DEFAULT_EXCHANGE and not shown:
+            x_in = self.in_prefix(event.routing_key) and bool(self.prefix)
+        if not (x_in or shown):
+            self.ignored += 1
+            return 0
+        if _builtin(x) and x not in self.used_exchanges:
+            self.used_exchanges.add(x)
+            self._scope_cache = None
+        unknown: tuple[str, ...] = ()
+        if x == DEFAULT_EXCHANGE and shown:
+            known = {q.name for q in self.topology.queues}
+            unknown = tuple(q for q in shown if q not in known)
+            shown = tuple(q for q in shown if q in known)
+        self.published[x] += 1
+        if not event.routed_queues:
+            self.unroutable[x] += 1
+        for q in shown:
+            self.routed[(x, q)] += 1
+        client = self._client(event.client)
+        self.produced[(client, x)] += 1
+        self._remember(event, "publish", at, shown, client)
+        if len(self._pending) < 10_000:
+            self._pending.extend((self._seq, q) for q in unknown)
+        return 1
+
+    def _deliver(self, event: TraceEvent, at: float) -> int:
+        q = event.queue
+        if not self.queue_visible(q):
+            self.ignored += 1
+            return 0
+        self.delivered[q] += 1
+        if event.redelivered:
+            self.redelivered[q] += 1
+        client = event.client if len(self.deliveries_to) < MAX_CLIENTS * 4 else ("others", 0)
+        self.deliveries_to[(q, client)] += 1
+        self._remember(event, "deliver", at, (q,), client)
+        return 1
+
+    def _client(self, client: tuple[str, int]) -> tuple[str, int]:
+        if client not in self.producers:
+            if len(self.producers) >= MAX_CLIENTS:
+                return ("others", 0)
+            self.producers[client] = len(self.producers) + 1
+        return client
+
+    def _remember(
+        self,
+        event: TraceEvent,
+        kind: str,
+        at: float,
+        queues: tuple[str, ...],
+        client: tuple[str, int],
+    ) -> None:
+        self._seq += 1
+        headers = ", ".join(f"{k}={_short(v)}" for k, v in list(event.headers.items())[:4])
+        self.recent.append(
+            Message(
+                self._seq,
+                kind,
+                at,
+                event.exchange,
+                event.routing_key,
+                queues,
+                client,
+                body_preview(event.body),
+                len(event.body),
+                event.message_id,
+                headers,
+                event.redelivered,
+                sum(1 for q in event.routed_queues if not self.queue_visible(q)),
+            )
+        )
+
+    # -- reading it -------------------------------------------------------------------------
+
+    def path(self, exchange: str, queue: str) -> list[str]:
+        """Exchange names from `exchange` to the one bound to `queue`, for drawing a dot.
+
+        The broker already said the message reached `queue`; this only finds which drawn
+        edges lead there (a direct binding, else through exchange-to-exchange bindings or
+        an alternate exchange), breadth first. Returns [] when no drawn edge leads there.
+        """
+        if exchange == DEFAULT_EXCHANGE:
+            return [exchange]
+        edges: dict[str, list[str]] = {}
+        into_queue: set[str] = set()
+        for b in self.topology.bindings:
+            if b.destination_type == "exchange":
+                edges.setdefault(b.source, []).append(b.destination)
+            elif b.destination == queue:
+                into_queue.add(b.source)
+        for e in self.topology.exchanges:
+            if e.alternate:
+                edges.setdefault(e.name, []).append(e.alternate)
+        frontier, seen = [[exchange]], {exchange}
+        while frontier:
+            nxt = []
+            for p in frontier:
+                if p[-1] in into_queue:
+                    return p
+                for dest in edges.get(p[-1], ()):
+                    if dest not in seen:
+                        seen.add(dest)
+                        nxt.append(p + [dest])
+            frontier = nxt
+        return []
+
+    def producer_label(self, client: tuple[str, int]) -> str:
+        n = self.producers.get(client)
+        return f"producer {n}" if n else "other producers"
+
+    def consumer_label(self, consumer: Consumer) -> str:
+        return consumer.tag
+
+    def deliveries_by_consumer(self, queue: str | None = None) -> dict[str, int]:
+        """How many deliveries each consumer got (by consumer tag), e.g. for a bar chart.
+
+        A delivery is matched to a consumer by its connection and channel; deliveries to a
+        channel with no consumer (basic_get, or a consumer that has gone) count under
+        "basic_get/gone".
+        """
+        by_channel: dict[tuple[str, str, int], str] = {}
+        for c in self.topology.consumers:
+            by_channel.setdefault((c.queue, c.connection, c.channel), c.tag)
+        out: Counter = Counter()
+        for (q, client), n in sorted(self.deliveries_to.items()):
+            if queue is not None and q != queue:
+                continue
+            out[by_channel.get((q, *client), "basic_get/gone")] += n
+        return dict(sorted(out.items()))
+
+    def totals(self) -> dict[str, int]:
+        return {
+            "published": sum(self.published.values()),
+            "routed": sum(self.routed.values()),
+            "unroutable": sum(self.unroutable.values()),
+            "delivered": sum(self.delivered.values()),
+            "redelivered": sum(self.redelivered.values()),
+        }
+
+    def summary(self) -> str:
+        """A short deterministic text of what is drawn: no ids, ports, tags or timings.
+
+        This is the diagram's text/plain, which nbval compares.
+        """
+        head = f"FlowDiagram(prefix={self.prefix!r})"
+        lines = [head]
+        bindings = self.visible_bindings()
+        alternates = dict(self.alternate_links())
+        for x in self.visible_exchanges():
+            routes = [
+                f"{self.binding_label(b)} -> {b.destination}".lstrip()
+                for b in bindings
+                if b.source == x.name
+            ]
+            if x.name in alternates:
+                routes.append(f"unroutable -> {alternates[x.name]}")
+            shown = "(default)" if x.name == DEFAULT_EXCHANGE else x.name
+            lines.append(
+                f"  exchange {shown} ({x.type})" + (": " + "; ".join(routes) if routes else "")
+            )
+        consumers = Counter(c.queue for c in self.visible_consumers())
+        for q in self.visible_queues():
+            counts = f"ready={q.ready} unacked={q.unacked} consumers={consumers[q.name]}"
+            lines.append(f"  queue {q.name}: {counts}")
+        totals = " ".join(f"{k}={v}" for k, v in self.totals().items())
+        lines.append(f"  messages: {totals}")
+        return "\n".join(lines)
+
+
+def _builtin(name: str) -> bool:
+    return name == DEFAULT_EXCHANGE or name.startswith("amq.")
+
+
+def _short(value: Any) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return text if len(text) <= 20 else text[:19] + "…"

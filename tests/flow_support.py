@@ -1,0 +1,43 @@
+"""Shared set-up for the flow-diagram tests: a private vhost on the real broker.
+
+Each test module gets its own vhost (`flowdev-...`), so tracing it never slows anybody else
+down and nothing another test publishes shows up in the diagram. The vhost is deleted after
+the module, with everything in it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pika
+
+from helpers import Broker
+
+
+@contextmanager
+def private_vhost(broker: Broker, tag: str) -> Iterator[Broker]:
+    """Create a fresh vhost the test user may use; yield a Broker pointing at it."""
+    api = broker.management
+    vhost = f"flowdev-{tag}-{uuid.uuid4().hex[:8]}"
+    api.create_vhost(vhost)
+    try:
+        api.set_permissions(vhost, broker.username)
+        yield dataclasses.replace(broker, vhost=vhost)
+    finally:
+        api.delete_vhost(vhost)
+
+
+def connect(broker: Broker) -> pika.BlockingConnection:
+    return pika.BlockingConnection(
+        pika.ConnectionParameters(
+            host=broker.host,
+            port=broker.port,
+            virtual_host=broker.vhost,
+            credentials=pika.PlainCredentials(broker.username, broker.password),
+            connection_attempts=1,
+            socket_timeout=5,
+        )
+    )
