@@ -241,6 +241,26 @@ class Tracer:
             with self._cond:
                 self._syncing -= 1
 
+    def settle(self, timeout: float = 5.0, pause: float = 0.1) -> bool:
+        """Sync until two marker round trips in a row bring no new events.
+
+        One marker is not a barrier for messages another connection published just before:
+        the broker handles each connection in its own process, so our marker may overtake
+        them. Once two rounds, a short pause apart, see nothing new, they have arrived.
+        """
+        deadline = time.monotonic() + timeout
+        quiet_rounds = 0
+        while quiet_rounds < 2:
+            before = self.events_seen
+            if not self.sync(max(0.1, deadline - time.monotonic())):
+                return False
+            quiet_rounds = quiet_rounds + 1 if self.events_seen == before else 0
+            if time.monotonic() > deadline:
+                return False
+            if quiet_rounds < 2:
+                time.sleep(pause)
+        return True
+
     def consumer_counts(self, queues: list[str], timeout: float = 2.0) -> dict[str, int]:
         """How many consumers each queue has right now, asked over AMQP (passive declare).
 

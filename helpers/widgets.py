@@ -515,14 +515,7 @@ class FlowDiagram:
         if self.closed:
             return
         deadline = time.monotonic() + timeout
-        # Two marker round trips: the second one gives publishes that were still on their
-        # way through another connection time to be traced before we stop waiting.
-        for _ in range(5):
-            before = self.tracer.events_seen
-            if not self.tracer.sync(max(0.1, deadline - time.monotonic())):
-                break
-            if self.tracer.events_seen == before:
-                break
+        self.tracer.settle(max(0.1, deadline - time.monotonic()))
         # Counts come straight from the queues, but the API lists consumers from statistics
         # that lag: poll until it agrees with what the queues themselves say.
         with self._lock:
@@ -532,7 +525,10 @@ class FlowDiagram:
         while True:
             topology = read_topology(self._api, self.broker.vhost)
             listed = Counter(c.queue for c in topology.consumers)
-            agreed = all(listed[q] == n for q, n in expected.items())
+            # A consumer listed before its channel's statistics arrive has no connection
+            # yet, and its deliveries could not be matched to it: not settled either.
+            complete = all(c.connection for c in topology.consumers)
+            agreed = complete and all(listed[q] == n for q, n in expected.items())
             if (agreed and topology == previous) or time.monotonic() > deadline:
                 break
             previous = topology

@@ -25,7 +25,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 BINDER = REPO / "binder"
-TEST_ONLY = {"pytest", "nbval", "ruff", "playwright"}  # not installed on Binder
+TEST_ONLY = {"pytest", "nbval", "ruff", "playwright", "pyyaml"}  # not installed on Binder
 ORDINARY_USER = "binderuser"
 
 

@@ -49,7 +49,7 @@ def test_tracing_that_was_on_before_stays_on(vbroker):
     assert api.tracing(vbroker.vhost)
 
 
-def test_sync_returns_after_our_events_and_skips_its_own_markers(vbroker):
+def test_settle_returns_after_our_events_and_skips_its_own_markers(vbroker):
     seen = []
     tracer = Tracer(vbroker, seen.extend).start()
     try:
@@ -58,7 +58,7 @@ def test_sync_returns_after_our_events_and_skips_its_own_markers(vbroker):
         ch.queue_declare("flowdev.t", exclusive=True)
         for i in range(20):
             ch.basic_publish("", "flowdev.t", str(i).encode())
-        assert tracer.sync()
+        assert tracer.settle()
         assert [e.body for e in seen] == [str(i).encode() for i in range(20)]
         assert all(e.kind == "publish" and e.routed_queues == ("flowdev.t",) for e in seen)
         assert tracer.sync() and len(seen) == 20, "sync markers are not events"
