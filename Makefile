@@ -15,7 +15,8 @@ LAB_PORT ?= 8888
 
 lab: broker
 	@echo "==> Opening JupyterLab on notebooks/ (http://127.0.0.1:$(LAB_PORT)); Ctrl-C stops it, the broker keeps running ('make stop' stops it)."
-	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.root_dir=notebooks
+	@$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.root_dir=notebooks \
+		$$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 test:
 	@start=$$(date +%s); \
@@ -29,8 +30,8 @@ $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed: found " + sys.version.split()[0])'
 	@echo "==> Creating the virtual environment $(VENV) and installing requirements.txt (first time: a few minutes)"
 	@$(PYTHON) -m venv $(VENV) || { echo "Could not create a virtual environment: on Debian/Ubuntu install python3-venv (sudo apt-get install python3-venv)." >&2; exit 1; }
-	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --quiet -r requirements.txt
+	@$(PY) -m pip install --quiet --upgrade pip > $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
+	@$(PY) -m pip install --quiet -r requirements.txt >> $(VENV)/pip.log 2>&1 || { tail -40 $(VENV)/pip.log; echo "pip could not install requirements.txt (full log: $(VENV)/pip.log)." >&2; exit 1; }
 	@touch $(STAMP)
 
 rabbitmq:
