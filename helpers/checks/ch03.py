@@ -1,0 +1,102 @@
+"""Self-check for chapter 03 (consumer): a worker that finishes its jobs and leaves cleanly.
+
+The exercise fills `ch03.exercise.jobs` with a few numbers and asks the learner to consume
+them with the consumer generator, acknowledge each one, add them up and cancel the
+generator. A correct total alone proves little (the numbers are printed in the notebook), so
+the check also asks the broker whether the queue was really emptied: no job still waiting,
+none delivered but never acknowledged, and no consumer left behind on the queue.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pika
+import pika.exceptions
+
+from helpers.broker import Broker
+from helpers.checks import CheckResult, hint, passed
+
+QUEUE = "ch03.exercise.jobs"
+JOBS: tuple[str, ...] = ("4", "8", "15", "16", "23", "42")
+EXPECTED_TOTAL = sum(int(job) for job in JOBS)
+
+
+def check_exercise(broker: Broker, total: object, queue: str = QUEUE) -> CheckResult:
+    """Judge the learner's `total` and the state they left `queue` in.
+
+    Why the order of hints: a consumer still attached or a job never acknowledged explains a
+    wrong total, so those come first; the total is judged last.
+    """
+    state = _queue_state(broker, queue)
+    if state is None:
+        return hint(f"There is no queue named {queue!r}: run the cell that fills it first.")
+    ready, unacked, consumers = state
+    if consumers:
+        return hint(
+            f"{queue!r} still has {consumers} consumer(s): after leaving the `for` loop, call "
+            "channel.cancel() so the generator's consumer goes away."
+        )
+    if unacked:
+        return hint(
+            f"{unacked} job(s) were delivered but never acknowledged: call "
+            "channel.basic_ack(method.delivery_tag) for each job you processed."
+        )
+    if ready:
+        return hint(
+            f"{ready} job(s) are still waiting in {queue!r}: keep consuming until the generator "
+            "yields (None, None, None), which means the queue stayed quiet for "
+            "inactivity_timeout seconds."
+        )
+    if isinstance(total, bool) or not isinstance(total, int):
+        return hint(
+            f"`total` is {total!r}; it should be an int: add int(body) for every job."
+        )
+    if total != EXPECTED_TOTAL:
+        return hint(
+            f"The queue is empty and clean, but total is {total}: add int(body) of every job "
+            "exactly once (refill the queue with the cell above and try again)."
+        )
+    return passed(
+        f"All {len(JOBS)} jobs consumed and acknowledged, total {total}, and no consumer left "
+        f"behind on {queue}."
+    )
+
+
+def _queue_state(broker: Broker, queue: str) -> tuple[int, int, int] | None:
+    """(ready, unacknowledged, consumers) of `queue`, or None if it does not exist.
+
+    Ready and consumer counts come from a passive `queue_declare` (exact, immediate); the
+    unacknowledged count from the management API's queue totals, read until two reads
+    agree, so an ack or a channel close that just happened has been counted.
+    """
+    params = pika.ConnectionParameters(
+        host=broker.host,
+        port=broker.port,
+        virtual_host=broker.vhost,
+        credentials=pika.PlainCredentials(broker.username, broker.password),
+        client_properties={"connection_name": "ch03.check"},
+    )
+    connection = pika.BlockingConnection(params)
+    try:
+        channel = connection.channel()
+        try:
+            declared = channel.queue_declare(queue=queue, passive=True).method
+        except pika.exceptions.ChannelClosedByBroker:
+            return None
+    finally:
+        if connection.is_open:
+            connection.close()
+    return declared.message_count, _unacked(broker, queue), declared.consumer_count
+
+
+def _unacked(broker: Broker, queue: str, timeout: float = 3.0) -> int:
+    previous = None
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = broker.management.queue_totals(broker.vhost)
+        now = next((r.get("messages_unacknowledged", 0) for r in rows if r["name"] == queue), 0)
+        if now == previous or time.monotonic() > deadline:
+            return now
+        previous = now
+        time.sleep(0.1)
