@@ -48,6 +48,10 @@ class Queue:
     ready: int = 0
     unacked: int = 0
     consumers: int = 0
+    # Its x-dead-letter-exchange argument: where the broker republishes what the queue
+    # rejects, expires or drops. The firehose does not trace dead-lettering, so this link
+    # comes from the queue's declaration and is drawn without dots.
+    dead_letter_exchange: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,7 @@ def read_topology(api: ManagementClient, vhost: str) -> Topology:
             int(q.get("messages_ready") or 0),
             int(q.get("messages_unacknowledged") or 0),
             int(q.get("consumers") or 0),
+            _dead_letter_exchange(q.get("arguments") or {}),
         )
         for q in api.queue_totals(vhost)
     )
@@ -153,7 +158,7 @@ class Message:
 class FlowState:
     """Everything the diagram draws, built from a topology and the firehose events."""
 
-    prefix: str = ""
+    prefix: str | tuple[str, ...] = ""  # a name prefix, or several (str.startswith)
     recent_size: int = RECENT
     topology: Topology = field(default_factory=Topology)
     hidden_queues: set[str] = field(default_factory=set)
@@ -179,6 +184,7 @@ class FlowState:
     # -- scope ------------------------------------------------------------------------------
 
     def in_prefix(self, name: str) -> bool:
+        """Whether the name starts with the prefix (or with one of them, for a tuple)."""
         return name.startswith(self.prefix)
 
     def queue_visible(self, name: str) -> bool:
@@ -201,6 +207,12 @@ class FlowState:
             e.name for e in topo.exchanges if self.in_prefix(e.name) and not _builtin(e.name)
         }
         exchanges |= {x for x in self.used_exchanges if x in builtin or self.in_prefix(x)}
+        # Dead-letter exchanges of drawn queues are drawn too.
+        exchanges |= {
+            q.dead_letter_exchange
+            for q in topo.queues
+            if q.name in queues and q.dead_letter_exchange is not None
+        }
         # Follow bindings and alternate exchanges into and out of the scope until stable.
         alternates = {e.name: e.alternate for e in topo.exchanges if e.alternate}
         changed = True
@@ -264,6 +276,14 @@ class FlowState:
             for e in self.topology.exchanges
             if e.alternate and e.name in exchanges
         )
+
+    def dead_letter_links(self) -> list[tuple[str, str]]:
+        """(queue, its dead-letter exchange) for every drawn queue that has one."""
+        return [
+            (q.name, q.dead_letter_exchange)
+            for q in self.visible_queues()
+            if q.dead_letter_exchange is not None
+        ]
 
     def visible_consumers(self) -> list[Consumer]:
         queues, _ = self._scope()
@@ -500,10 +520,19 @@ class FlowState:
         consumers = Counter(c.queue for c in self.visible_consumers())
         for q in self.visible_queues():
             counts = f"ready={q.ready} unacked={q.unacked} consumers={consumers[q.name]}"
+            if q.dead_letter_exchange is not None:
+                dlx = q.dead_letter_exchange or "(default)"
+                counts += f"; dead letters -> {dlx}"
             lines.append(f"  queue {q.name}: {counts}")
         totals = " ".join(f"{k}={v}" for k, v in self.totals().items())
         lines.append(f"  messages: {totals}")
         return "\n".join(lines)
+
+
+def _dead_letter_exchange(arguments: dict[str, Any]) -> str | None:
+    """The queue's x-dead-letter-exchange, or None when it has none ("" is the default)."""
+    value = arguments.get("x-dead-letter-exchange")
+    return None if value is None else str(value)
 
 
 def _builtin(name: str) -> bool:

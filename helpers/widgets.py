@@ -19,6 +19,8 @@ Use it in a chapter like this::
     diagram.close()                  # firehose off (if we switched it on), trace queue gone
 
 or as a context manager (`with FlowDiagram(broker, prefix="ch04.") as diagram: ...`).
+`prefix` may also be a tuple of prefixes or exact names, to draw one section's objects, e.g.
+`prefix=("ch04.fanout_logs", queue_name)` with a server-named queue (`amq.gen-...`).
 
 What a notebook can rely on:
 
@@ -135,12 +137,16 @@ class _Layout:
         for g in self.getters:
             columns.setdefault(col_c, []).append(("g", g))
         rows = max((len(v) for v in columns.values()), default=1)
-        self.height = MARGIN * 2 + rows * NODE_H + (rows - 1) * ROW_GAP + 24
+        # Exchanges behind other exchanges sit half a row lower, so that a binding which
+        # passes their column on its way to a queue is not hidden behind their box.
+        stagger = (NODE_H + ROW_GAP) / 2 if self.levels > 1 else 0
+        self.height = MARGIN * 2 + rows * NODE_H + (rows - 1) * ROW_GAP + 24 + stagger
         ncols = (max(columns) + 1) if columns else 1
         self.width = MARGIN * 2 + ncols * NODE_W + (ncols - 1) * COL_GAP
         for col, nodes in columns.items():
             total = len(nodes) * NODE_H + (len(nodes) - 1) * ROW_GAP
-            top = (self.height - 24 - total) / 2
+            shift = stagger if col_x0 < col < col_q else 0
+            top = (self.height - 24 - stagger - total) / 2 + shift
             for i, node in enumerate(nodes):
                 x = MARGIN + col * (NODE_W + COL_GAP)
                 self.pos[node] = (x, top + i * (NODE_H + ROW_GAP))
@@ -192,8 +198,9 @@ def _edge(
 ) -> str:
     color = "#6b7280" if count else "#d1d5db"
     dash = ' stroke-dasharray="5,4"' if dashed else ""
+    hover = f"<title>{esc(label)}</title>" if len(label) > 22 else ""  # the clipped rest
     out = (
-        f'<g class="{css}"><path d="{_curve(a, b)}" fill="none" stroke="{color}" '
+        f'<g class="{css}">{hover}<path d="{_curve(a, b)}" fill="none" stroke="{color}" '
         f'stroke-width="{2 if count else 1.2}"{dash}/>'
     )
     mx, my = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
@@ -205,6 +212,27 @@ def _edge(
             f"{esc(text)}</text>"
         )
     return out + "</g>"
+
+
+def _dead_letter_edge(queue: tuple[float, float], exchange: tuple[float, float]) -> str:
+    """A dashed red link from a queue's left side back to its dead-letter exchange.
+
+    It runs against the flow (right to left) and ends in an arrowhead at the exchange; it
+    leaves and enters low on the boxes, so it stays apart from the bindings' mid-height ends.
+    """
+    ax, ay = queue[0], queue[1] + NODE_H - 8
+    bx, by = exchange[0] + NODE_W, exchange[1] + NODE_H - 8
+    mx = (ax + bx) / 2
+    path = f"M{ax:.0f},{ay:.0f} C{mx:.0f},{ay:.0f} {mx:.0f},{by:.0f} {bx + 7:.0f},{by:.0f}"
+    arrow = f"{bx + 8:.0f},{by - 4:.0f} {bx + 8:.0f},{by + 4:.0f} {bx:.0f},{by:.0f}"
+    return (
+        f'<g class="edge deadletter"><path d="{path}" fill="none" stroke="#dc2626" '
+        'stroke-width="1.3" stroke-dasharray="5,4"/>'
+        f'<polygon points="{arrow}" fill="#dc2626"/>'
+        f'<text x="{ax - 4:.0f}" y="{ay + 12:.0f}" font-size="10" text-anchor="end" '
+        'fill="#dc2626" paint-order="stroke" stroke="#fff" stroke-width="3">dead letters</text>'
+        "</g>"
+    )
 
 
 def _dot(
@@ -243,27 +271,46 @@ def render_svg(state: FlowState, now: float | None = None, animate: bool = True)
         producer_edges[(client, x)] += n
     # Messages per drawn edge, from the broker's routed queues and the drawn paths.
     edge_counts: Counter = Counter()
+    # A message crosses a link between exchanges once, however many queues it reaches
+    # beyond it; the counters hold copies per queue, so such a link counts the most copies
+    # any one queue received through it (per exchange published to), not their sum.
+    hops: dict[tuple[str, str, str], int] = {}
     for (x, q), n in state.routed.items():
         path = state.path(x, q)
         for a, b in zip(path, path[1:], strict=False):
-            edge_counts[(a, b)] += n
+            hops[(x, a, b)] = max(hops.get((x, a, b), 0), n)
         if path:
             edge_counts[(path[-1], q)] += n
+    for (_x, a, b), n in hops.items():
+        edge_counts[(a, b)] += n
     for (client, x), n in sorted(producer_edges.items(), key=lambda kv: str(kv[0])):
         if ("p", client) in lay.pos and ("x", x) in lay.pos:
             parts.append(
                 _edge(lay.right(("p", client)), lay.left(("x", x)), "", n, css="edge publish")
             )
+    # Several bindings between the same two nodes (a queue bound with "info" and "error")
+    # share one edge and one label, "error | info", rather than labels drawn on each other.
+    grouped: dict[tuple[str, str, str], list[str]] = {}
     for b in lay.bindings:
-        src = ("x", b.source)
-        dst = ("q" if b.destination_type == "queue" else "x", b.destination)
+        labels = grouped.setdefault((b.source, b.destination_type, b.destination), [])
+        label = state.binding_label(b)
+        args = dict(b.arguments)
+        if label and "x-match" in args:
+            # A headers binding leads with its mode, which clipping must not cut off.
+            mode = args.pop("x-match")
+            label = f"{mode}: " + ", ".join(f"{k}={v}" for k, v in args.items())
+        if label and label not in labels:
+            labels.append(label)
+    for (source, dest_type, dest), labels in grouped.items():
+        src = ("x", source)
+        dst = ("q" if dest_type == "queue" else "x", dest)
         if src in lay.pos and dst in lay.pos:
             parts.append(
                 _edge(
                     lay.right(src),
                     lay.left(dst),
-                    state.binding_label(b),
-                    edge_counts[(b.source, b.destination)],
+                    " | ".join(labels),
+                    edge_counts[(source, dest)],
                     css="edge binding",
                 )
             )
@@ -279,6 +326,9 @@ def render_svg(state: FlowState, now: float | None = None, animate: bool = True)
                     css="edge alternate",
                 )
             )
+    for q, dlx in state.dead_letter_links():
+        if ("q", q) in lay.pos and ("x", dlx) in lay.pos:
+            parts.append(_dead_letter_edge(lay.pos[("q", q)], lay.pos[("x", dlx)]))
     for c in lay.consumers:
         node = ("c", (c.queue, c.tag))
         n = state.deliveries_to[(c.queue, (c.connection, c.channel))]
@@ -477,7 +527,12 @@ class FlowDiagram:
     Creating it starts a firehose consumer in a background thread; see the module docstring.
     """
 
-    def __init__(self, broker: Broker, prefix: str = "", max_renders_per_s: float = 10.0):
+    def __init__(
+        self,
+        broker: Broker,
+        prefix: str | tuple[str, ...] = "",
+        max_renders_per_s: float = 10.0,
+    ):
         self.broker = broker
         self.prefix = prefix
         self.state = FlowState(prefix=prefix)

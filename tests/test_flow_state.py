@@ -141,6 +141,29 @@ def test_alternate_exchange_catches_unroutable(diagram, channel):
     assert "unroutable -> flowdev.ae" in diagram.summary()
 
 
+def test_dead_letter_exchange_is_drawn_from_the_queue_arguments(diagram, channel):
+    # A DLX named outside the prefix is still drawn: it is where the queue's messages go.
+    channel.exchange_declare("flowdlx.dead", "fanout")
+    try:
+        channel.queue_declare(P + "parked")
+        channel.queue_bind(P + "parked", "flowdlx.dead")
+        channel.queue_declare(P + "inbox", arguments={"x-dead-letter-exchange": "flowdlx.dead"})
+        channel.basic_publish("", P + "inbox", b"bad")
+        method, _, _ = channel.basic_get(P + "inbox")
+        channel.basic_reject(method.delivery_tag, requeue=False)
+        diagram.wait_until_caught_up()
+        s = diagram.state
+        assert s.dead_letter_links() == [(P + "inbox", "flowdlx.dead")]
+        assert "flowdlx.dead" in {x.name for x in s.visible_exchanges()}
+        # The broker dead-lettered it (not traced by the firehose): the count shows it.
+        assert _queues(diagram)[P + "parked"] == (1, 0)
+        line = "queue flowdev.inbox: ready=0 unacked=0 consumers=0; dead letters -> flowdlx.dead"
+        assert line in diagram.summary()
+        assert 'class="edge deadletter"' in diagram.widget.value
+    finally:
+        channel.exchange_delete("flowdlx.dead")
+
+
 def test_exchange_to_exchange_binding(diagram, channel):
     channel.exchange_declare(P + "front", "topic")
     channel.exchange_declare(P + "back", "fanout")
