@@ -17,8 +17,10 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
+
+import pika
 
 from helpers import node
 from helpers.errors import INSTALL_HINT, BrokerUnavailable
@@ -51,6 +53,21 @@ class Broker:
         user = quote(self.username, safe="")
         password = quote(self.password, safe="")
         return f"amqp://{user}:{password}@{self.host}:{self.port}/{quote(self.vhost, safe='')}"
+
+    def connection_parameters(self, **options: Any) -> pika.ConnectionParameters:
+        """pika parameters for this broker, for the helpers' own connections.
+
+        Chapters write this call out themselves, because it is what they teach; the helpers
+        (checks, the diagram's firehose consumer, the publish panel) use this shortcut.
+        `options` are further ConnectionParameters arguments, e.g. client_properties.
+        """
+        return pika.ConnectionParameters(
+            host=self.host,
+            port=self.port,
+            virtual_host=self.vhost,
+            credentials=pika.PlainCredentials(self.username, self.password),
+            **options,
+        )
 
     @cached_property
     def management(self) -> ManagementClient:

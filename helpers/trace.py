@@ -328,11 +328,7 @@ class Tracer:
 
     def _open(self, api: ManagementClient) -> None:
         b = self.broker
-        params = pika.ConnectionParameters(
-            host=b.host,
-            port=b.port,
-            virtual_host=b.vhost,
-            credentials=pika.PlainCredentials(b.username, b.password),
+        params = b.connection_parameters(
             client_properties={"connection_name": "tutorial flow diagram (firehose)"},
             connection_attempts=1,
             socket_timeout=5,

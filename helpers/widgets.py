@@ -808,11 +808,7 @@ class PublishPanel(ipywidgets.HBox):
     def _open(self) -> Any:
         if self._connection is None or not self._connection.is_open:
             b = self.diagram.broker
-            params = pika.ConnectionParameters(
-                host=b.host,
-                port=b.port,
-                virtual_host=b.vhost,
-                credentials=pika.PlainCredentials(b.username, b.password),
+            params = b.connection_parameters(
                 client_properties={"connection_name": "tutorial publish panel"},
             )
             self._connection = pika.BlockingConnection(params)

@@ -18,11 +18,7 @@ def broker() -> Broker:
 
 @pytest.fixture
 def params(broker: Broker) -> pika.ConnectionParameters:
-    return pika.ConnectionParameters(
-        host=broker.host,
-        port=broker.port,
-        virtual_host=broker.vhost,
-        credentials=pika.PlainCredentials(broker.username, broker.password),
+    return broker.connection_parameters(
         connection_attempts=1,
         socket_timeout=2,
     )

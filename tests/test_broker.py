@@ -46,6 +46,10 @@ def test_find_broker_gives_settings_pika_can_use(broker):
         assert connection.is_open
     with pika.BlockingConnection(pika.URLParameters(broker.amqp_url)) as connection:
         assert connection.is_open
+    named = broker.connection_parameters(client_properties={"connection_name": "unit.named"})
+    assert (named.host, named.port, named.virtual_host) == (broker.host, broker.port, broker.vhost)
+    with pika.BlockingConnection(named) as connection:
+        assert connection.is_open
 
 
 def test_amqp_url_wins(monkeypatch, broker):

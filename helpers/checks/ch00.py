@@ -44,7 +44,8 @@ def check_exercise(
     keys = sorted(
         b["routing_key"]
         for b in api.bindings(broker.vhost)
-        if b["source"] == exchange and b["destination"] == queue
+        if b["source"] == exchange
+        and b["destination"] == queue
         and b["destination_type"] == "queue"
     )
     if not keys:

@@ -81,10 +81,6 @@ def _judge(properties: pika.BasicProperties, body: bytes) -> CheckResult:
 
 
 def _params(broker: Broker) -> pika.ConnectionParameters:
-    return pika.ConnectionParameters(
-        host=broker.host,
-        port=broker.port,
-        virtual_host=broker.vhost,
-        credentials=pika.PlainCredentials(broker.username, broker.password),
+    return broker.connection_parameters(
         client_properties={"connection_name": "ch02.check"},
     )

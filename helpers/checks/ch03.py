@@ -49,9 +49,7 @@ def check_exercise(broker: Broker, total: object, queue: str = QUEUE) -> CheckRe
             "inactivity_timeout seconds."
         )
     if isinstance(total, bool) or not isinstance(total, int):
-        return hint(
-            f"`total` is {total!r}; it should be an int: add int(body) for every job."
-        )
+        return hint(f"`total` is {total!r}; it should be an int: add int(body) for every job.")
     if total != EXPECTED_TOTAL:
         return hint(
             f"The queue is empty and clean, but total is {total}: add int(body) of every job "
@@ -70,11 +68,7 @@ def _queue_state(broker: Broker, queue: str) -> tuple[int, int, int] | None:
     unacknowledged count from the management API's queue totals, read until two reads
     agree, so an ack or a channel close that just happened has been counted.
     """
-    params = pika.ConnectionParameters(
-        host=broker.host,
-        port=broker.port,
-        virtual_host=broker.vhost,
-        credentials=pika.PlainCredentials(broker.username, broker.password),
+    params = broker.connection_parameters(
         client_properties={"connection_name": "ch03.check"},
     )
     connection = pika.BlockingConnection(params)

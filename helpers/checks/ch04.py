@@ -85,11 +85,7 @@ def _route_probes(
     broker: Broker, exchange: str, queues: dict[str, str]
 ) -> dict[str, frozenset[str]]:
     """Publish each probe (with confirms, so it has been routed) and read both queues."""
-    params = pika.ConnectionParameters(
-        host=broker.host,
-        port=broker.port,
-        virtual_host=broker.vhost,
-        credentials=pika.PlainCredentials(broker.username, broker.password),
+    params = broker.connection_parameters(
         client_properties={"connection_name": "ch04.check"},
     )
     connection = pika.BlockingConnection(params)

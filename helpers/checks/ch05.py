@@ -42,12 +42,7 @@ def _settled_rows(broker: Broker, parked: str, wait_s: float) -> dict[str, dict[
 
 def _peek(broker: Broker, queue: str) -> tuple[bytes, dict[str, Any]] | None:
     """Body and first x-death entry of the message at the head of `queue`, left in place."""
-    params = pika.ConnectionParameters(
-        host=broker.host,
-        port=broker.port,
-        virtual_host=broker.vhost,
-        credentials=pika.PlainCredentials(broker.username, broker.password),
-    )
+    params = broker.connection_parameters()
     with pika.BlockingConnection(params) as connection:
         channel = connection.channel()
         method, properties, body = channel.basic_get(queue, auto_ack=False)
