@@ -35,14 +35,7 @@ PUBLISH = 20_000
 
 
 def _connect(b: Broker) -> pika.BlockingConnection:
-    return pika.BlockingConnection(
-        pika.ConnectionParameters(
-            host=b.host,
-            port=b.port,
-            virtual_host=b.vhost,
-            credentials=pika.PlainCredentials(b.username, b.password),
-        )
-    )
+    return pika.BlockingConnection(b.connection_parameters())
 
 
 def _declare(ch) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pika
+from pika.adapters.blocking_connection import BlockingChannel
 
 from helpers import Broker
 
@@ -32,12 +33,23 @@ def private_vhost(broker: Broker, tag: str) -> Iterator[Broker]:
 
 def connect(broker: Broker) -> pika.BlockingConnection:
     return pika.BlockingConnection(
-        pika.ConnectionParameters(
-            host=broker.host,
-            port=broker.port,
-            virtual_host=broker.vhost,
-            credentials=pika.PlainCredentials(broker.username, broker.password),
-            connection_attempts=1,
-            socket_timeout=5,
-        )
+        broker.connection_parameters(connection_attempts=1, socket_timeout=5)
     )
+
+
+def emptied_channel(vbroker: Broker, prefix: str) -> Iterator[BlockingChannel]:
+    """A channel for one test; afterwards every `prefix` queue and exchange is deleted.
+
+    Use as the body of a pytest fixture (`yield from emptied_channel(vbroker, P)`), so the
+    module's vhost is empty again for the next test.
+    """
+    connection = connect(vbroker)
+    channel = connection.channel()
+    yield channel
+    for q in vbroker.management.queues(vbroker.vhost):
+        if q["name"].startswith(prefix):
+            channel.queue_delete(q["name"])
+    for x in vbroker.management.exchanges(vbroker.vhost):
+        if x["name"].startswith(prefix):
+            channel.exchange_delete(x["name"])
+    connection.close()  # and with it the exclusive queues

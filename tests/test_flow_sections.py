@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from flow_support import connect, private_vhost
+from flow_support import emptied_channel, private_vhost
 
 from helpers import Broker
 from helpers.widgets import NODE_H, FlowDiagram, _Layout, render_svg
@@ -28,17 +28,7 @@ def vbroker(broker: Broker) -> Iterator[Broker]:
 
 @pytest.fixture
 def ch(vbroker: Broker):
-    connection = connect(vbroker)
-    channel = connection.channel()
-    yield channel
-    # Leave the module's vhost empty for the next test.
-    for q in vbroker.management.queues(vbroker.vhost):
-        if q["name"].startswith(P):
-            channel.queue_delete(q["name"])
-    for x in vbroker.management.exchanges(vbroker.vhost):
-        if x["name"].startswith(P):
-            channel.exchange_delete(x["name"])
-    connection.close()  # and with it the exclusive queues
+    yield from emptied_channel(vbroker, P)
 
 
 def test_tuple_prefix_draws_exactly_the_listed_names(vbroker, ch):

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pika
 import pytest
-from flow_support import connect, private_vhost
+from flow_support import emptied_channel, private_vhost
 
 from helpers import Broker
 from helpers.widgets import FlowDiagram
@@ -29,17 +29,7 @@ def vbroker(broker: Broker) -> Iterator[Broker]:
 
 @pytest.fixture
 def channel(vbroker: Broker):
-    connection = connect(vbroker)
-    ch = connection.channel()
-    yield ch
-    # Leave the module's vhost empty for the next test.
-    for q in vbroker.management.queues(vbroker.vhost):
-        if q["name"].startswith(P):
-            ch.queue_delete(q["name"])
-    for x in vbroker.management.exchanges(vbroker.vhost):
-        if x["name"].startswith(P):
-            ch.exchange_delete(x["name"])
-    connection.close()
+    yield from emptied_channel(vbroker, P)
 
 
 @pytest.fixture
