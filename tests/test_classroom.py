@@ -137,14 +137,19 @@ def test_students_are_isolated(admin: ManagementClient, broker: Broker) -> None:
         admin_client(base, alice.username, alice.password)
 
 
+def _as_student(monkeypatch: pytest.MonkeyPatch, broker: Broker, seat) -> Broker:
+    """What a student's notebook sees: find_broker() with only the student's AMQP_URL set."""
+    monkeypatch.setenv("AMQP_URL", seat.amqp_url)
+    if broker.management_url != f"http://{broker.host}:{broker.port + 10000}":
+        monkeypatch.setenv("RABBITMQ_MANAGEMENT_URL", broker.management_url)
+    return find_broker(start=False, progress=None)
+
+
 def test_student_has_what_the_diagram_needs(
     admin: ManagementClient, broker: Broker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (carol,) = _provision(admin, broker, ["carol"])
-    monkeypatch.setenv("AMQP_URL", carol.amqp_url)
-    if broker.management_url != f"http://{broker.host}:{broker.port + 10000}":
-        monkeypatch.setenv("RABBITMQ_MANAGEMENT_URL", broker.management_url)
-    found = find_broker(start=False, progress=None)
+    found = _as_student(monkeypatch, broker, carol)
     assert (found.username, found.vhost, found.source) == (carol.username, carol.vhost, "AMQP_URL")
 
     api = found.management
@@ -182,10 +187,7 @@ def test_flow_diagram_tracer_works_for_a_student(
     from helpers.trace import Tracer
 
     (dora,) = _provision(admin, broker, ["dora"])
-    monkeypatch.setenv("AMQP_URL", dora.amqp_url)
-    if broker.management_url != f"http://{broker.host}:{broker.port + 10000}":
-        monkeypatch.setenv("RABBITMQ_MANAGEMENT_URL", broker.management_url)
-    student = find_broker(start=False, progress=None)
+    student = _as_student(monkeypatch, broker, dora)
     events = []
     tracer = Tracer(student, events.extend).start()
     try:
@@ -248,8 +250,7 @@ def test_teardown_leaves_nothing(admin: ManagementClient, broker: Broker) -> Non
     assert removed.vhosts == removed.users == [s.username for s in seats]
     assert not any(v["name"].startswith(PREFIX + "-") for v in admin.vhosts())
     assert not any(
-        u["name"].startswith(PREFIX + "-") or marker_tag(PREFIX) in u["tags"]
-        for u in admin.users()
+        u["name"].startswith(PREFIX + "-") or marker_tag(PREFIX) in u["tags"] for u in admin.users()
     )
     assert find_classroom(admin, PREFIX).users == []
     assert teardown(admin, PREFIX).vhosts == []  # a second teardown has nothing to do
