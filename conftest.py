@@ -7,6 +7,10 @@ last cell errors at teardown with a list of what it left behind.
 
 `NOTEBOOK_ORDER=reverse` runs the notebooks in reverse order, which `make test` uses for its
 second pass (the notebooks must pass in any order and twice in a row).
+
+`NBVAL_REPORT_DIFFS=1` (`make test-broker`, against a broker the user names) turns "Cell
+outputs differ" into a line of the final report instead of a failure: another RabbitMQ
+version or another broker may word things differently. Errors and leftovers still fail.
 """
 
 from __future__ import annotations
@@ -39,6 +43,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         cells[-1].stash[_LAST] = True
 
 
+_differences: list[str] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if (
+        os.environ.get("NBVAL_REPORT_DIFFS")
+        and _is_nbval_cell(item)
+        and report.when == "call"
+        and report.failed
+        and call.excinfo is not None
+        and "Cell outputs differ" in str(call.excinfo.value)
+    ):
+        report.outcome = "passed"
+        _differences.append(item.nodeid)
+    return report
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _differences:
+        terminalreporter.write_line(
+            f"{len(_differences)} cell(s) ran fine but printed something other than the "
+            "committed output (another broker or version):"
+        )
+        for nodeid in _differences:
+            terminalreporter.write_line(f"  differs: {nodeid}")
+
+
 _FIRST = pytest.StashKey[bool]()
 _LAST = pytest.StashKey[bool]()
 _snapshots: dict[str, dict[str, set]] = {}
@@ -47,7 +80,7 @@ _snapshots: dict[str, dict[str, set]] = {}
 def _snapshot() -> dict[str, set]:
     from helpers import find_broker
 
-    broker = find_broker(start=False, progress=None)
+    broker = find_broker(start=False, progress=None)  # TUTORIAL_BROKER=private in make test
     api = broker.management
     return {
         "queues": {q["name"] for q in api.queues(broker.vhost)},

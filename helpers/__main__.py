@@ -1,7 +1,9 @@
-"""Command line: `python -m helpers broker start | status | stop`, `classroom provision | teardown`.
+"""Command line: `python -m helpers broker start | status | stop`, `rabbitmq provision | remove`,
+`classroom provision | teardown`.
 
 `make lab` and `make test` call `broker start`; learners call `status` to see where their
-broker is. Errors print one paragraph and exit 1, without a traceback.
+broker is. Errors print one paragraph and exit 1, without a traceback. No command prints a
+password: URLs are shown with `***`, and `status` says which file holds the private node's.
 """
 
 from __future__ import annotations
@@ -12,24 +14,29 @@ import sys
 from helpers import classroom_cli, node
 from helpers.broker import find_broker
 from helpers.errors import TutorialError
+from helpers.node import rootfs
 
 
 def _broker_start(_args: argparse.Namespace) -> int:
-    broker = find_broker(start=True, progress=print)
-    print(f"Broker ready ({broker.source}): {broker.amqp_url}")
+    broker = find_broker(start=True, progress=print, provision=True)
+    print(f"Broker ready ({broker.source}): {broker.display_url}, RabbitMQ {broker.version}")
     return 0
 
 
 def _broker_status(_args: argparse.Namespace) -> int:
     broker = find_broker(start=False, progress=None)
     print(f"source:             {broker.source}")
-    print(f"AMQP URL:           {broker.amqp_url}")
+    print(f"AMQP URL:           {broker.display_url}")
     print(f"management URL:     {broker.management_url}")
     try:
-        version = broker.management.rabbitmq_version()
+        version = broker.version
     except TutorialError as exc:
         version = f"unknown ({exc})"
     print(f"RabbitMQ version:   {version}")
+    if broker.node is not None:
+        print(f"from:               {broker.node.runtime.describe()}")
+        print(f"node:               {broker.node.name} in {broker.node.base}")
+        print(f"password:           in {broker.node.credentials_file} (readable by you only)")
     print(f"started by helpers: {'yes' if broker.started_by_helpers else 'no'}")
     return 0
 
@@ -40,6 +47,23 @@ def _broker_stop(_args: argparse.Namespace) -> int:
             "The private node is not running; nothing to stop (brokers the helpers did not "
             "start are left alone)."
         )
+    return 0
+
+
+def _rabbitmq_provision(_args: argparse.Namespace) -> int:
+    runtime = rootfs.provision(print)
+    print(f"Ready: {runtime.describe()}")
+    return 0
+
+
+def _rabbitmq_remove(_args: argparse.Namespace) -> int:
+    if node.running_node() is not None and node.running_node().runtime.kind == "reference":
+        print("Stopping this checkout's reference node first.")
+        node.stop(progress=print)
+    if rootfs.remove(print):
+        print("Removed.")
+    else:
+        print(f"Nothing to remove at {rootfs.cache_dir()}.")
     return 0
 
 
@@ -55,8 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("status", help="where the broker is and who started it").set_defaults(
         func=_broker_status
     )
-    actions.add_parser("stop", help="stop the private node if the helpers started it").set_defaults(
+    actions.add_parser("stop", help="stop this checkout's private node(s)").set_defaults(
         func=_broker_stop
+    )
+
+    rabbitmq = groups.add_parser("rabbitmq", help="the reference RabbitMQ's root filesystem")
+    steps = rabbitmq.add_subparsers(dest="action", required=True)
+    steps.add_parser("provision", help="build it now (root or passwordless sudo)").set_defaults(
+        func=_rabbitmq_provision
+    )
+    steps.add_parser("remove", help=f"delete {rootfs.cache_dir()}").set_defaults(
+        func=_rabbitmq_remove
     )
     classroom_cli.add_parser(groups)
     return parser

@@ -4,8 +4,14 @@ Resolution order (the first that works wins), as README.md explains to learners:
 
 1. `AMQP_URL` in the environment, e.g. `amqp://student:secret@host:5672/vhost`.
 2. A broker already answering on 127.0.0.1:5672 (a Docker container, a system service).
-3. The private node the helpers start from the installed `rabbitmq-server` (see node.py).
+3. This checkout's private node (see `helpers/node/`), started if it does not run.
 4. Otherwise a `BrokerUnavailable` error that says what was tried and how to fix it.
+
+`TUTORIAL_BROKER=private` skips 1 and 2: `make test` always tests its own private node,
+whatever runs on 5672 and whatever AMQP_URL says.
+
+Whatever is found is logged into before it is returned, so a wrong password or an unknown
+vhost is reported in one sentence right away, not as a traceback in a later cell.
 
 Notebooks get a `Broker` back and build their pika parameters from its fields themselves,
 so the `pika.ConnectionParameters(...)` call stays visible in every chapter.
@@ -15,19 +21,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 import pika
+import pika.exceptions
 
-from helpers import node
-from helpers.errors import INSTALL_HINT, BrokerUnavailable
+from helpers import node as nodes
+from helpers.errors import BrokerUnavailable, explain
 from helpers.probe import PortState, probe_amqp
 
 if TYPE_CHECKING:
     from helpers.management import ManagementClient
+    from helpers.node import Node
 
 LOCAL_HOST = "127.0.0.1"
 LOCAL_AMQP_PORT = 5672
@@ -46,12 +54,24 @@ class Broker:
     management_url: str
     source: str
     started_by_helpers: bool = False
+    # This checkout's node when the broker is one (the helpers may restart it), else None.
+    node: Node | None = field(default=None, repr=False, compare=False)
+
+    def __repr__(self) -> str:  # never show the password (notebooks, projectors, logs)
+        return f"Broker({self.display_url!r}, source={self.source!r})"
 
     @property
     def amqp_url(self) -> str:
-        """The same settings as one URL, for `pika.URLParameters`."""
+        """The same settings as one URL, for `pika.URLParameters` (holds the password)."""
+        return self._url(quote(self.password, safe=""))
+
+    @property
+    def display_url(self) -> str:
+        """The URL to show people: the password replaced by ***."""
+        return self._url("***")
+
+    def _url(self, password: str) -> str:
         user = quote(self.username, safe="")
-        password = quote(self.password, safe="")
         return f"amqp://{user}:{password}@{self.host}:{self.port}/{quote(self.vhost, safe='')}"
 
     def connection_parameters(self, **options: Any) -> pika.ConnectionParameters:
@@ -80,6 +100,11 @@ class Broker:
     def is_private_node(self) -> bool:
         return self.source == "private node"
 
+    @property
+    def version(self) -> str:
+        """The broker's RabbitMQ version, from the management API."""
+        return self.management.rabbitmq_version()
+
 
 def parse_amqp_url(url: str) -> tuple[str, int, str, str, str]:
     """Split an AMQP URL into (host, port, vhost, user, password), with friendly errors."""
@@ -92,7 +117,7 @@ def parse_amqp_url(url: str) -> tuple[str, int, str, str, str]:
         ) from None
     if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
         raise BrokerUnavailable(
-            f"AMQP_URL {url!r} is malformed: use amqp://user:password@host:5672/vhost"
+            f"AMQP_URL {_masked(url)!r} is malformed: use amqp://user:password@host:5672/vhost"
         )
     default_port = 5671 if parts.scheme == "amqps" else 5672
     # In an AMQP URL an empty path means the default vhost "/", written %2F when explicit.
@@ -105,6 +130,15 @@ def parse_amqp_url(url: str) -> tuple[str, int, str, str, str]:
         unquote(parts.username or "guest"),
         unquote(parts.password or "guest"),
     )
+
+
+def _masked(url: str) -> str:
+    """`url` with any password replaced by ***, for error messages."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{hostpart}"
 
 
 def _from_url(url: str) -> Broker:
@@ -137,50 +171,83 @@ def _local_default() -> Broker:
     )
 
 
-def private_node_broker(started_by_helpers: bool) -> Broker:
+def private_node_broker(node: Node, started_by_helpers: bool = True) -> Broker:
+    """The Broker for one of this checkout's private nodes, with its own credentials."""
+    creds = node.credentials()
+    if creds is None:
+        raise BrokerUnavailable(f"The private node in {node.base} has no credentials file yet.")
+    ports = node.ports
     return Broker(
-        node.HOST,
-        node.AMQP_PORT,
+        nodes.HOST,
+        ports.amqp,
         "/",
-        node.USERNAME,
-        node.PASSWORD,
-        f"http://{node.HOST}:{node.MANAGEMENT_PORT}",
+        creds.username,
+        creds.password,
+        f"http://{nodes.HOST}:{ports.management}",
         "private node",
         started_by_helpers,
+        node,
     )
 
 
-def find_broker(start: bool = True, progress: Callable[[str], None] | None = print) -> Broker:
+def check_login(broker: Broker, timeout: float = 3.0) -> None:
+    """Open and close one AMQP connection; a refusal becomes one sentence, within `timeout`."""
+    params = broker.connection_parameters(
+        connection_attempts=1,
+        socket_timeout=timeout,
+        stack_timeout=timeout,
+        blocked_connection_timeout=timeout,
+        client_properties={"connection_name": "helpers.find_broker"},
+    )
+    try:
+        pika.BlockingConnection(params).close()
+    except pika.exceptions.AMQPError as exc:
+        raise BrokerUnavailable(
+            f"{broker.source} ({broker.display_url}): {explain(exc)}"
+        ) from None
+
+
+def find_broker(
+    start: bool = True,
+    progress: Callable[[str], None] | None = print,
+    provision: bool = False,
+    private_only: bool | None = None,
+) -> Broker:
     """Find a broker (AMQP_URL, then 127.0.0.1:5672, then the private node) or explain why not.
 
-    With `start=False` the private node is used only if it already runs. Answers in well
-    under 3 seconds whenever nothing has to be started.
+    With `start=False` the private node is used only if it already runs; with
+    `provision=True` the reference RabbitMQ is built first when the machine allows (`make lab`
+    does that; a notebook cell never waits a minute for it). Answers in well under 3 seconds
+    whenever nothing has to be started. `private_only` (default: TUTORIAL_BROKER=private)
+    skips AMQP_URL and 127.0.0.1:5672.
     """
-    url = os.environ.get("AMQP_URL", "").strip()
+    if private_only is None:
+        private_only = os.environ.get("TUTORIAL_BROKER", "").strip().lower() == "private"
+    url = "" if private_only else os.environ.get("AMQP_URL", "").strip()
     if url:
-        return _from_url(url)
+        broker = _from_url(url)
+        check_login(broker)
+        return broker
 
-    local = probe_amqp(LOCAL_HOST, LOCAL_AMQP_PORT, timeout=1.0)
-    if local is PortState.AMQP:
-        return _local_default()
-
-    if node.is_ready():
-        return private_node_broker(started_by_helpers=node.status().running)
-
-    tried = [
-        "AMQP_URL is not set",
-        f"{LOCAL_HOST}:{LOCAL_AMQP_PORT} "
-        + ("has a program that is not RabbitMQ" if local is PortState.OTHER else "has no broker"),
-    ]
-    if not node.is_installed():
-        tried.append("RabbitMQ is not installed, so no private node can be started")
-        raise BrokerUnavailable(
-            "No RabbitMQ broker found (" + "; ".join(tried) + "). " + INSTALL_HINT
+    tried = ["AMQP_URL is not set"] if not private_only else ["TUTORIAL_BROKER=private"]
+    if not private_only:
+        local = probe_amqp(LOCAL_HOST, LOCAL_AMQP_PORT, timeout=1.0)
+        if local is PortState.AMQP:
+            broker = _local_default()
+            check_login(broker)
+            return broker
+        tried.append(
+            f"{LOCAL_HOST}:{LOCAL_AMQP_PORT} "
+            + ("has a program that is not RabbitMQ" if local is PortState.OTHER else "has no broker")
         )
+
+    running = nodes.running_node()
+    if running is not None:
+        return private_node_broker(running)
     if not start:
         raise BrokerUnavailable(
             "No RabbitMQ broker is running (" + "; ".join(tried) + "): start the private one "
             "with `python -m helpers broker start` (or `make lab`)."
         )
-    node.start(progress)
-    return private_node_broker(started_by_helpers=True)
+    node, _started = nodes.start(progress, provision=provision)
+    return private_node_broker(node)

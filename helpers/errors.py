@@ -16,7 +16,7 @@ INSTALL_HINT = (
     "Install RabbitMQ (Debian/Ubuntu: `sudo apt-get install rabbitmq-server`; macOS: "
     "`brew install rabbitmq`) and run `make lab` again, or start one with Docker: "
     "`docker run -d --name rabbitmq -p 127.0.0.1:5672:5672 -p 127.0.0.1:15672:15672 "
-    "rabbitmq:3-management`."
+    "rabbitmq:4-management`."
 )
 
 
@@ -42,8 +42,9 @@ def explain(exc: BaseException) -> str:
 
     if isinstance(cause, pe.ProbableAuthenticationError):
         return (
-            "The broker refused the user name or password: check the credentials "
-            "(the private node's are guest/guest)."
+            "The broker refused the user name or password: check the credentials (the "
+            "private node's are in .rabbitmq/<kind>/credentials.json; `find_broker()` "
+            "returns them)."
         )
     if isinstance(cause, pe.ProbableAccessDeniedError):
         return (
@@ -57,6 +58,18 @@ def explain(exc: BaseException) -> str:
         )
     if isinstance(cause, socket.gaierror) or _mentions(cause, "getaddrinfo"):
         return "That host name does not resolve: check the spelling of the host."
+    if _is_deprecated_feature(cause):
+        return (
+            "RabbitMQ refused a deprecated feature and closed the connection ("
+            + _reply_text(cause)
+            + "): on RabbitMQ 4 declare queues durable=True (or exclusive=True for temporary "
+            "ones), and use per-consumer prefetch instead of global_qos."
+        )
+    if isinstance(cause, pe.ConnectionClosedByBroker):
+        return (
+            f"The broker closed the connection ({cause.reply_code} {_reply_text(cause)}): "
+            "open a new connection."
+        )
     if isinstance(cause, pe.StreamLostError):
         return (
             "The connection was lost (the broker restarted or dropped it after missed "
@@ -107,6 +120,18 @@ def _root_cause(exc: BaseException) -> BaseException:
             continue
         break
     return exc
+
+
+def _reply_text(exc: BaseException) -> str:
+    text = getattr(exc, "reply_text", "") or str(exc)
+    return text.split(". ", 1)[0] if "deprecated" in text else text
+
+
+def _is_deprecated_feature(exc: BaseException) -> bool:
+    """RabbitMQ 4 closes the connection with 541 when a denied deprecated feature is used."""
+    return isinstance(exc, pe.ConnectionClosedByBroker) and "deprecated" in (
+        exc.reply_text or ""
+    ).lower()
 
 
 def _mentions(exc: BaseException, word: str) -> bool:

@@ -51,7 +51,9 @@ class ManagementClient:
             raise ManagementError(f"The management API at {self.base_url} timed out.") from None
         if r.status_code == 401:
             reason = _reason(r)
-            if reason != "Login failed":
+            # A wrong user or password: 3.x says "Login failed", 4.x "Not_Authorized" with
+            # error "not_authorized". Anything else means logged in but not allowed.
+            if reason not in ("Login failed", "Not_Authorized") and _error(r) != "not_authorized":
                 # Logged in fine, but this user may not do that (a classroom student, say).
                 raise ManagementError(
                     f"{method} /api/{path} is not allowed for this user (401: {reason}): it "
@@ -200,3 +202,10 @@ def _reason(r: requests.Response) -> str:
     except ValueError:
         return r.text[:200]
     return str(body.get("reason") or body.get("error") or body)[:200]
+
+
+def _error(r: requests.Response) -> str:
+    try:
+        return str(r.json().get("error", ""))
+    except (ValueError, AttributeError):
+        return ""

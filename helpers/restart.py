@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from helpers import node
 from helpers.broker import Broker
 
 
 def may_restart(broker: Broker) -> bool:
-    """True only for the private node the helpers started; every other broker is not ours."""
-    return broker.is_private_node and broker.started_by_helpers
+    """True only for this checkout's private node; every other broker is not ours."""
+    return broker.is_private_node and broker.started_by_helpers and broker.node is not None
 
 
 def restart_private_node(
@@ -30,5 +29,5 @@ def restart_private_node(
     """
     if not may_restart(broker):
         return False
-    node.restart_app(progress)
+    broker.node.restart_app(progress)
     return True

@@ -7,11 +7,12 @@ set -euo pipefail
 
 say() { printf '==> %s\n' "$*"; }
 
-if [ -n "${AMQP_URL:-}" ]; then
+# make test (TUTORIAL_BROKER=private) always needs the installed RabbitMQ for its second pass.
+if [ -n "${AMQP_URL:-}" ] && [ "${TUTORIAL_BROKER:-}" != private ]; then
   say "AMQP_URL is set: using that broker, nothing to install."
   exit 0
 fi
-if (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+if [ "${TUTORIAL_BROKER:-}" != private ] && (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
   say "Something answers on 127.0.0.1:5672: the helpers will use it if it is RabbitMQ."
   exit 0
 fi
@@ -60,7 +61,7 @@ no Homebrew). Install it yourself, then run the command again:
   Debian/Ubuntu:  sudo apt-get install rabbitmq-server
   macOS:          brew install rabbitmq
 or run one in Docker and point the tutorial at it:
-  docker run -d --name rabbitmq -p 127.0.0.1:5672:5672 -p 127.0.0.1:15672:15672 rabbitmq:3-management
+  docker run -d --name rabbitmq -p 127.0.0.1:5672:5672 -p 127.0.0.1:15672:15672 rabbitmq:4-management
 
 MSG
 exit 1

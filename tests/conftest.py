@@ -1,7 +1,13 @@
-"""Fixtures shared by the helper tests: the real broker, found (or started) once."""
+"""Fixtures shared by the helper tests: this checkout's private node, found (or started) once.
+
+The suite is hermetic: it tests its own private node whatever runs on 127.0.0.1:5672 and
+whatever AMQP_URL says. Both are removed from the environment here, so a test that wants
+AMQP_URL sets it itself, and subprocesses see neither.
+"""
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 
@@ -10,10 +16,13 @@ import pytest
 
 from helpers import Broker, find_broker
 
+for _name in ("AMQP_URL", "TUTORIAL_BROKER", "RABBITMQ_MANAGEMENT_URL"):
+    os.environ.pop(_name, None)
+
 
 @pytest.fixture(scope="session")
 def broker() -> Broker:
-    return find_broker(start=True, progress=print)
+    return find_broker(start=True, progress=print, private_only=True)
 
 
 @pytest.fixture
@@ -32,9 +41,19 @@ def connection(params: pika.ConnectionParameters) -> Iterator[pika.BlockingConne
         conn.close()
 
 
+def free_ports(n: int) -> list[int]:
+    """n distinct ports on 127.0.0.1 that nothing listens on (bound together, then released)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 @pytest.fixture
 def free_port() -> int:
     """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]

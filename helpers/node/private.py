@@ -1,18 +1,32 @@
-"""A private RabbitMQ node, started from the installed `rabbitmq-server`.
+"""A private RabbitMQ node: one checkout's own broker, on loopback, with its own credentials.
 
 Why a private node: most learners have never installed a broker, and we must not touch a
-system service. The node gets its own name and ports, keeps its data and logs under
-`.rabbitmq/` in the repository (git ignores it), listens on 127.0.0.1 only (AMQP, management
-and Erlang distribution) and runs as whoever starts it, root or not. It is started once and
-reused by every notebook and test.
+system service. A node keeps everything under one directory (`.rabbitmq/<kind>/` in the
+checkout, which git ignores): data, logs, Erlang cookie, its chosen ports and its
+credentials. It listens on 127.0.0.1 only (AMQP, management and Erlang distribution) and runs
+as whoever starts it.
 
-Facts behind the environment below are in shared/DESIGN.md ("The broker").
+Safe on shared machines (workshop servers, CI runners, JupyterHub):
+- its name is derived from its directory, so two checkouts never share an Erlang node name;
+- its ports are chosen at first start (the usual ones if free, else the next free trio) and
+  kept, so a second checkout gets its own node instead of adopting the first one;
+- its administrator is a user with a random password, kept in a file only the owner can
+  read; `guest` does not exist on it, so another local user can neither use nor administer
+  it;
+- before signalling or waiting on a pid, the process is checked to be this node (its
+  command line names this node's directory); a stale pid file is removed with one line.
+
+A node is an object, so a chapter can start several of the same runtime (a cluster) on
+other directories and ports. Facts behind the environment are in shared/DESIGN.md.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -23,284 +37,399 @@ from pathlib import Path
 
 import requests
 
-from helpers.errors import INSTALL_HINT, BrokerUnavailable
+from helpers.errors import BrokerUnavailable
+from helpers.node.runtime import Runtime, is_reference
 from helpers.probe import PortState, port_is_free, probe_amqp
 
 HOST = "127.0.0.1"
-NODE_NAME = os.environ.get("TUTORIAL_NODE_NAME", "pika-tutorial@localhost")
-AMQP_PORT = int(os.environ.get("TUTORIAL_NODE_AMQP_PORT", "5682"))
-MANAGEMENT_PORT = int(os.environ.get("TUTORIAL_NODE_MANAGEMENT_PORT", "15682"))
-DIST_PORT = int(os.environ.get("TUTORIAL_NODE_DIST_PORT", "25682"))
-USERNAME = "guest"
-PASSWORD = "guest"  # RabbitMQ's built-in default; guest may only log in over loopback.
+USERNAME = "tutorial"
 START_TIMEOUT_S = 90.0
+DEFAULT_PORTS = (5682, 15682, 25682)  # AMQP, management, Erlang distribution
+PORT_CHOICES = 100  # the k-th candidate trio is DEFAULT_PORTS + k
 
-# Where Debian (and Binder, which is Ubuntu) installs the unwrapped scripts. The wrapper in
-# /usr/sbin refuses any user but root or `rabbitmq`, so we call these directly.
-SEARCH_DIRS = ("/usr/lib/rabbitmq/bin", "/usr/local/sbin", "/opt/homebrew/sbin", "/usr/sbin")
-
-# How often the broker refreshes queue counts and rates that the management API reports
+# How often the broker refreshes the queue counts and rates that the management API reports
 # (default 5 s). Diagrams and leftover checks want fresher numbers.
 STATS_INTERVAL_MS = 500
+LOG_ROTATE_BYTES = 1_048_576  # the node's log is rotated at 1 MiB, two old files kept
+
+# Deprecated features the reference broker denies, so a chapter that relies on something
+# RabbitMQ is removing fails in CI, not in a learner's hands. `management_metrics_collection`
+# stays permitted: the diagram still reads /api/consumers.
+DENIED_FEATURES = ("transient_nonexcl_queues", "global_qos", "queue_master_locator")
+
+Progress = Callable[[str], None]
 
 
-def base_dir() -> Path:
-    """Where the node keeps its data, logs and Erlang cookie (git-ignored)."""
-    override = os.environ.get("TUTORIAL_NODE_DIR")
-    if override:
-        return Path(override).resolve()
-    return Path(__file__).resolve().parent.parent / ".rabbitmq"
-
-
-def find_executable(name: str) -> str | None:
-    """Path of a RabbitMQ script (`rabbitmq-server`, `rabbitmqctl`), or None if not installed."""
-    for directory in SEARCH_DIRS:
-        candidate = Path(directory) / name
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    return shutil.which(name)
-
-
-def is_installed() -> bool:
-    return find_executable("rabbitmq-server") is not None
+def _quiet(_message: str) -> None:
+    pass
 
 
 @dataclass(frozen=True)
-class NodeStatus:
-    running: bool
-    pid: int | None
-    amqp: PortState
+class Ports:
+    amqp: int
+    management: int
+    dist: int
 
 
-def _pid_file() -> Path:
-    return base_dir() / "node.pid"
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
 
 
-def _read_pid_raw() -> int | None:
-    try:
-        return int(_pid_file().read_text().strip())
-    except (OSError, ValueError):
+class Node:
+    """One private RabbitMQ node living in `base` and running from `runtime`."""
+
+    def __init__(
+        self,
+        base: Path,
+        runtime: Runtime,
+        name: str | None = None,
+        ports: Ports | None = None,
+    ) -> None:
+        self.base = Path(base).resolve()
+        self.runtime = runtime
+        digest = hashlib.sha1(str(self.base).encode()).hexdigest()[:8]
+        self.name = name or f"pika-tutorial-{digest}@localhost"
+        self._fixed_ports = ports
+
+    def __repr__(self) -> str:
+        return f"Node({self.name!r}, {self.base}, {self.runtime.kind} {self.runtime.version})"
+
+    # -- files ------------------------------------------------------------------------------
+
+    @property
+    def pid_file(self) -> Path:
+        return self.base / "node.pid"
+
+    @property
+    def state_file(self) -> Path:
+        return self.base / "node.json"
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.base / "credentials.json"
+
+    @property
+    def ports(self) -> Ports:
+        """The node's ports: fixed by the caller, else kept from its first start, else usual."""
+        if self._fixed_ports:
+            return self._fixed_ports
+        try:
+            saved = json.loads(self.state_file.read_text())["ports"]
+            return Ports(saved["amqp"], saved["management"], saved["dist"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return Ports(*DEFAULT_PORTS)
+
+    def credentials(self) -> Credentials | None:
+        """The node's administrator, or None before its first start."""
+        try:
+            data = json.loads(self.credentials_file.read_text())
+            return Credentials(data["username"], data["password"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    # -- state ------------------------------------------------------------------------------
+
+    def pid(self, say: Progress = _quiet) -> int | None:
+        """The node's pid if its pid file names this node's live process.
+
+        A pid file that names nothing, or another process (after a reboot the number may
+        belong to anything), is removed, with one line saying so.
+        """
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if _alive(pid) and self.is_own_process(pid):
+            return pid
+        try:
+            self.pid_file.unlink()
+            say(
+                f"Removed a stale pid file ({self.pid_file}): pid {pid} is not this checkout's "
+                "RabbitMQ node."
+            )
+        except OSError:
+            pass
         return None
 
+    def is_own_process(self, pid: int) -> bool:
+        """True when `pid` is an Erlang VM started for this node's directory."""
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return _ps_names_node(pid, str(self.base))
+        if not any(b"beam" in a for a in argv[:1]):
+            return False
+        home = str(self.base).encode()
+        return any(a == b"-home" and b == home for a, b in zip(argv, argv[1:], strict=False))
 
-def _read_pid() -> int | None:
-    """The node's pid if its pid file names a live process."""
-    pid = _read_pid_raw()
-    return pid if pid is not None and _alive(pid) else None
+    def is_running(self) -> bool:
+        return self.pid() is not None
 
+    def is_ready(self) -> bool:
+        """AMQP answers and the management API serves its overview to this node's credentials."""
+        creds = self.credentials()
+        ports = self.ports
+        if creds is None or probe_amqp(HOST, ports.amqp, 1.0) is not PortState.AMQP:
+            return False
+        try:
+            r = requests.get(
+                f"http://{HOST}:{ports.management}/api/overview",
+                auth=(creds.username, creds.password),
+                timeout=1.0,
+            )
+        except requests.RequestException:
+            return False
+        return r.status_code == 200
 
-def status() -> NodeStatus:
-    """Is our private node running (its pid alive) and answering AMQP?"""
-    pid = _read_pid()
-    return NodeStatus(running=pid is not None, pid=pid, amqp=probe_amqp(HOST, AMQP_PORT, 1.0))
+    # -- environment and configuration ------------------------------------------------------
 
-
-def environment() -> dict[str, str]:
-    """The environment `rabbitmq-server` and `rabbitmqctl` need for this node."""
-    base = base_dir()
-    env = dict(os.environ)
-    env.update(
-        {
+    def environment(self) -> dict[str, str]:
+        """The variables `rabbitmq-server` and `rabbitmqctl` need for this node."""
+        base = self.base
+        return {
             # The Erlang cookie lives in HOME; rabbitmqctl must see the same one.
             "HOME": str(base),
-            "RABBITMQ_NODENAME": NODE_NAME,
+            "RABBITMQ_NODENAME": self.name,
             "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
             "RABBITMQ_LOG_BASE": str(base / "log"),
-            "RABBITMQ_PID_FILE": str(_pid_file()),
+            "RABBITMQ_PID_FILE": str(self.pid_file),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
             "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
             "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
             "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
-            "RABBITMQ_DIST_PORT": str(DIST_PORT),
+            "RABBITMQ_DIST_PORT": str(self.ports.dist),
             # Without these two the Erlang distribution listens on 0.0.0.0.
-            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "ERL_EPMD_ADDRESS": HOST,
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
         }
-    )
-    return env
 
-
-def _write_config() -> None:
-    base = base_dir()
-    for sub in ("mnesia", "log"):
-        (base / sub).mkdir(parents=True, exist_ok=True)
-    (base / "enabled_plugins").write_text("[rabbitmq_management].\n")
-    (base / "rabbitmq.conf").write_text(
-        "\n".join(
-            [
-                "# Written by helpers/node.py: a private node for the tutorial, loopback only.",
-                f"listeners.tcp.1 = {HOST}:{AMQP_PORT}",
-                f"management.tcp.ip = {HOST}",
-                f"management.tcp.port = {MANAGEMENT_PORT}",
-                f"collect_statistics_interval = {STATS_INTERVAL_MS}",
-                "",
-            ]
+    def _prepare(self, say: Progress) -> None:
+        """Directories, credentials, ports and config files before a start."""
+        base = self.base
+        base.mkdir(parents=True, exist_ok=True)
+        os.chmod(base, 0o700)  # cookie, credentials and data are the owner's alone
+        for sub in ("mnesia", "log"):
+            (base / sub).mkdir(exist_ok=True)
+        creds = self.credentials()
+        if creds is None:
+            if any((base / "mnesia").iterdir()):
+                # The user database holds a password nobody knows any more: start afresh.
+                shutil.rmtree(base / "mnesia")
+                (base / "mnesia").mkdir()
+                say("No credentials file for the existing node data: starting with fresh data.")
+            creds = Credentials(USERNAME, secrets.token_hex(16))
+            _write_private(self.credentials_file, json.dumps(creds.__dict__, indent=1) + "\n")
+        ports = self._choose_ports(say)
+        state = {"name": self.name, "ports": ports.__dict__, "runtime": self.runtime.describe()}
+        self.state_file.write_text(json.dumps(state, indent=1) + "\n")
+        (base / "enabled_plugins").write_text("[rabbitmq_management].\n")
+        _write_private(base / "rabbitmq.conf", self._config(ports, creds))
+        # The management API aggregates counts on a timer set by the finest sample interval
+        # of its retention policies (5 s by default, whatever collect_statistics_interval
+        # says): 1 s.
+        policies = "[{global,[{605,1},{3660,60}]},{basic,[{605,1},{3600,60}]},{detailed,[{605,1}]}]"
+        (base / "advanced.config").write_text(
+            f"[{{rabbitmq_management_agent, [{{sample_retention_policies, {policies}}}]}}].\n"
         )
-    )
-    # The management API aggregates counts on a timer set by the finest sample interval of its
-    # retention policies (5 s by default, whatever collect_statistics_interval says): 1 s.
-    policies = "[{global,[{605,1},{3660,60}]},{basic,[{605,1},{3600,60}]},{detailed,[{605,1}]}]"
-    (base / "advanced.config").write_text(
-        f"[{{rabbitmq_management_agent, [{{sample_retention_policies, {policies}}}]}}].\n"
-    )
-    (base / "rabbitmq-env.conf").write_text("")
+        (base / "rabbitmq-env.conf").write_text("")
 
+    def _config(self, ports: Ports, creds: Credentials) -> str:
+        lines = [
+            "# Written by helpers/node/private.py: a private node for the tutorial, loopback only.",
+            f"listeners.tcp.1 = {HOST}:{ports.amqp}",
+            f"management.tcp.ip = {HOST}",
+            f"management.tcp.port = {ports.management}",
+            f"collect_statistics_interval = {STATS_INTERVAL_MS}",
+            # The node's only user (guest is never created): an administrator with a random
+            # password, kept in credentials.json next to this file (mode 600).
+            f"default_user = {creds.username}",
+            f"default_pass = {creds.password}",
+            "default_user_tags.administrator = true",
+            "log.file.level = info",
+            f"log.file.rotation.size = {LOG_ROTATE_BYTES}",
+            "log.file.rotation.count = 2",
+        ]
+        if is_reference(self.runtime.version) or self.runtime.version.startswith("4."):
+            lines += [f"deprecated_features.permit.{f} = false" for f in DENIED_FEATURES]
+        return "\n".join(lines) + "\n"
 
-def _management_answers(timeout: float = 1.0) -> bool:
-    try:
-        r = requests.get(
-            f"http://{HOST}:{MANAGEMENT_PORT}/api/overview",
-            auth=(USERNAME, PASSWORD),
+    def _choose_ports(self, say: Progress) -> Ports:
+        """Keep the saved ports while they are free; otherwise take the first free trio."""
+        if self._fixed_ports:
+            wanted = self._fixed_ports
+            for port, what in zip(
+                (wanted.amqp, wanted.management, wanted.dist),
+                ("AMQP", "management", "Erlang distribution"),
+                strict=True,
+            ):
+                if not port_is_free(HOST, port):
+                    raise BrokerUnavailable(
+                        f"Port {port} (the private node's {what} port) is already in use: stop "
+                        "what holds it, or pick other ports with TUTORIAL_NODE_AMQP_PORT / "
+                        "TUTORIAL_NODE_MANAGEMENT_PORT / TUTORIAL_NODE_DIST_PORT."
+                    )
+            return wanted
+        saved = self.ports
+        if _all_free(saved):
+            return saved
+        for k in range(PORT_CHOICES):
+            candidate = Ports(*(p + k for p in DEFAULT_PORTS))
+            if _all_free(candidate):
+                if saved != Ports(*DEFAULT_PORTS) or k:
+                    say(
+                        f"Port {saved.amqp} is in use (another RabbitMQ node, perhaps another "
+                        f"checkout's, or another program): this node takes {candidate.amqp} "
+                        f"(management {candidate.management})."
+                    )
+                return candidate
+        raise BrokerUnavailable(
+            f"No free ports for a private node between {DEFAULT_PORTS[0]} and "
+            f"{DEFAULT_PORTS[0] + PORT_CHOICES}: stop other nodes (`make stop` in their checkouts)."
+        )
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def start(self, progress: Progress | None = None) -> bool:
+        """Start the node unless it already runs; return True if this call started it.
+
+        Two notebooks opened at once may both call this: a lock file makes the second one wait
+        for the first one's node instead of starting another.
+        """
+        say = progress or _quiet
+        self.base.mkdir(parents=True, exist_ok=True)
+        with open(self.base / "start.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.pid(say) is not None:
+                self._wait_until_ready(say)
+                return False
+            self._prepare(say)
+            say(
+                f"Starting a private RabbitMQ node on {HOST}:{self.ports.amqp}: "
+                f"{self.runtime.describe()}..."
+            )
+            with open(self.base / "startup.log", "wb") as log:
+                process = subprocess.Popen(
+                    self.runtime.command("rabbitmq-server", [], self.environment()),
+                    env={**os.environ, **self.environment()},
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # outlives the kernel or `make` that started it
+                    cwd=self.base,
+                )
+            self._wait_until_ready(say, process)
+            return True
+
+    def _wait_until_ready(self, say: Progress, process: subprocess.Popen | None = None) -> None:
+        """Wait for AMQP and management to answer; with `process`, report progress and death."""
+        t0 = time.monotonic()
+        last_report = 0
+        while time.monotonic() - t0 < START_TIMEOUT_S:
+            if self.is_ready():
+                if process is not None:
+                    say(f"RabbitMQ is up after {time.monotonic() - t0:.1f} s.")
+                return
+            if process is not None and process.poll() is not None and not self.is_running():
+                raise BrokerUnavailable(
+                    f"The private RabbitMQ node stopped while starting (exit "
+                    f"{process.returncode}).\n" + self.log_tail()
+                )
+            elapsed = int(time.monotonic() - t0)
+            if process is not None and elapsed >= last_report + 2:
+                last_report = elapsed
+                say(f"  ...still starting ({elapsed} s)")
+            time.sleep(0.25)
+        raise BrokerUnavailable(
+            f"The private RabbitMQ node did not answer within {START_TIMEOUT_S:.0f} s.\n"
+            + self.log_tail()
+        )
+
+    def rabbitmqctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run `rabbitmqctl -n <this node> ARGS` with the node's environment."""
+        env = self.environment()
+        return subprocess.run(
+            self.runtime.command("rabbitmqctl", ["-n", self.name, *args], env),
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
             timeout=timeout,
         )
-    except requests.RequestException:
-        return False
-    return r.status_code == 200
 
+    def stop(self, progress: Progress | None = None) -> bool:
+        """Stop the node if it runs; return True if there was one to stop.
 
-def is_ready() -> bool:
-    return probe_amqp(HOST, AMQP_PORT, 1.0) is PortState.AMQP and _management_answers()
-
-
-def log_tail(lines: int = 15) -> str:
-    """The last lines of the node's logs, to show when it will not start."""
-    chunks = []
-    for path in sorted((base_dir() / "log").glob("*.log")) + [base_dir() / "startup.log"]:
+        Only this node's own process is ever signalled.
+        """
+        say = progress or _quiet
+        pid = self.pid(say)
+        if pid is None:
+            return False
+        say(f"Stopping the private RabbitMQ node ({self.name})...")
         try:
-            text = path.read_text(errors="replace").splitlines()
-        except OSError:
-            continue
-        if text:
-            chunks.append(f"--- {path} (last {lines} lines)\n" + "\n".join(text[-lines:]))
-    return "\n".join(chunks) or "(no log was written)"
+            self.rabbitmqctl("stop", timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        _wait_dead(pid, 10)
+        for sig, seconds in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+            if _alive(pid) and self.is_own_process(pid):
+                try:
+                    os.kill(pid, sig)
+                except PermissionError:
+                    raise BrokerUnavailable(
+                        f"The node's process {pid} belongs to another user: stop it as that user."
+                    ) from None
+                _wait_dead(pid, seconds)
+        self.pid_file.unlink(missing_ok=True)
+        say("Stopped.")
+        return True
+
+    def restart_app(self, progress: Progress | None = None) -> None:
+        """Restart the RabbitMQ application inside the running node (every client is dropped).
+
+        Durable queues and persistent messages survive it; transient ones do not. Quicker than
+        a full node restart, and the same thing from a client's point of view.
+        """
+        say = progress or _quiet
+        for step in ("stop_app", "start_app"):
+            result = self.rabbitmqctl(step)
+            if result.returncode != 0:
+                raise BrokerUnavailable(
+                    f"rabbitmqctl {step} failed: {result.stderr.strip() or result.stdout.strip()}"
+                )
+        self._wait_until_ready(say)
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last lines of the node's logs, to show when it will not start."""
+        chunks = []
+        for path in sorted((self.base / "log").glob("*.log")) + [self.base / "startup.log"]:
+            try:
+                text = path.read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+            if text:
+                chunks.append(f"--- {path} (last {lines} lines)\n" + "\n".join(text[-lines:]))
+        return "\n".join(chunks) or "(no log was written)"
 
 
-def start(progress: Callable[[str], None] | None = None) -> bool:
-    """Start the node unless it already runs; return True if this call started it.
-
-    Two notebooks opened at once may both call this: a lock file makes the second one wait
-    for the first one's node instead of starting another.
-    """
-    base_dir().mkdir(parents=True, exist_ok=True)
-    with open(base_dir() / "start.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return _start_locked(progress or (lambda _msg: None))
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (created 600, never briefly world-readable)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
 
 
-def _start_locked(say: Callable[[str], None]) -> bool:
-    if _read_pid() is not None:
-        _wait_until_ready(say)
-        return False
-    server = find_executable("rabbitmq-server")
-    if server is None:
-        raise BrokerUnavailable("RabbitMQ is not installed on this machine. " + INSTALL_HINT)
-    for port, what in (
-        (AMQP_PORT, "AMQP"),
-        (MANAGEMENT_PORT, "management"),
-        (DIST_PORT, "Erlang distribution"),
-    ):
-        if not port_is_free(HOST, port):
-            raise BrokerUnavailable(
-                f"Port {port} (the private node's {what} port) is taken by another program: "
-                f"stop it, or pick other ports with TUTORIAL_NODE_AMQP_PORT / "
-                f"TUTORIAL_NODE_MANAGEMENT_PORT / TUTORIAL_NODE_DIST_PORT."
-            )
-    _write_config()
-    say(
-        f"Starting a private RabbitMQ node ({NODE_NAME}) on {HOST}:{AMQP_PORT}; "
-        "the first start takes about 10 s..."
-    )
-    with open(base_dir() / "startup.log", "wb") as log:
-        process = subprocess.Popen(
-            [server],
-            env=environment(),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # outlives the kernel or `make` that started it
-            cwd=base_dir(),
-        )
-    _wait_until_ready(say, process)
-    return True
+def _all_free(ports: Ports) -> bool:
+    return all(port_is_free(HOST, p) for p in (ports.amqp, ports.management, ports.dist))
 
 
-def _wait_until_ready(
-    say: Callable[[str], None], process: subprocess.Popen[bytes] | None = None
-) -> None:
-    """Wait for AMQP and management to answer; with `process`, report progress and death."""
-    t0 = time.monotonic()
-    last_report = 0
-    while time.monotonic() - t0 < START_TIMEOUT_S:
-        if is_ready():
-            if process is not None:
-                say(f"RabbitMQ is up after {time.monotonic() - t0:.1f} s.")
-            return
-        if process is not None and process.poll() is not None:
-            raise BrokerUnavailable(
-                f"The private RabbitMQ node stopped while starting (exit {process.returncode}).\n"
-                + log_tail()
-            )
-        elapsed = int(time.monotonic() - t0)
-        if process is not None and elapsed >= last_report + 2:
-            last_report = elapsed
-            say(f"  ...still starting ({elapsed} s)")
-        time.sleep(0.25)
-    raise BrokerUnavailable(
-        f"The private RabbitMQ node did not answer within {START_TIMEOUT_S:.0f} s.\n" + log_tail()
-    )
-
-
-def rabbitmqctl(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run `rabbitmqctl -n <our node> ARGS` with the node's environment."""
-    ctl = find_executable("rabbitmqctl")
-    if ctl is None:
-        raise BrokerUnavailable("rabbitmqctl is not installed. " + INSTALL_HINT)
-    return subprocess.run(
-        [ctl, "-n", NODE_NAME, *args],
-        env=environment(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def stop(progress: Callable[[str], None] | None = None) -> bool:
-    """Stop the node if it runs; return True if there was one to stop."""
-    say = progress or (lambda _msg: None)
-    pid = _read_pid()
-    if pid is None:
-        return False
-    say(f"Stopping the private RabbitMQ node ({NODE_NAME})...")
-    try:
-        rabbitmqctl("stop", str(_pid_file()), timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-    if _alive(pid):
-        os.kill(pid, signal.SIGTERM)
-        _wait_dead(pid, 20)
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
-        _wait_dead(pid, 5)
-    if _read_pid_raw() == pid:  # a node started meanwhile by someone else keeps its file
-        _pid_file().unlink(missing_ok=True)
-    say("Stopped.")
-    return True
-
-
-def restart_app(progress: Callable[[str], None] | None = None) -> None:
-    """Restart the RabbitMQ application inside the running node (every client is dropped).
-
-    Durable queues and persistent messages survive it; transient ones do not. Quicker than
-    a full node restart, and the same thing from a client's point of view.
-    """
-    say = progress or (lambda _msg: None)
-    for step in ("stop_app", "start_app"):
-        result = rabbitmqctl(step)
-        if result.returncode != 0:
-            raise BrokerUnavailable(
-                f"rabbitmqctl {step} failed: {result.stderr.strip() or result.stdout.strip()}"
-            )
-    _wait_until_ready(say)
+def _ps_names_node(pid: int, base: str) -> bool:
+    """Without /proc (macOS): ask ps for the command line."""
+    out = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True)
+    return "beam" in out.stdout and f"-home {base}" in out.stdout
 
 
 def _alive(pid: int) -> bool:
