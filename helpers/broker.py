@@ -202,9 +202,7 @@ def check_login(broker: Broker, timeout: float = 3.0) -> None:
     try:
         pika.BlockingConnection(params).close()
     except pika.exceptions.AMQPError as exc:
-        raise BrokerUnavailable(
-            f"{broker.source} ({broker.display_url}): {explain(exc)}"
-        ) from None
+        raise BrokerUnavailable(f"{broker.source} ({broker.display_url}): {explain(exc)}") from None
 
 
 def find_broker(
@@ -238,7 +236,11 @@ def find_broker(
             return broker
         tried.append(
             f"{LOCAL_HOST}:{LOCAL_AMQP_PORT} "
-            + ("has a program that is not RabbitMQ" if local is PortState.OTHER else "has no broker")
+            + (
+                "has a program that is not RabbitMQ"
+                if local is PortState.OTHER
+                else "has no broker"
+            )
         )
 
     running = nodes.running_node()

@@ -76,17 +76,21 @@ def test_amqp_url_to_another_program_is_explained(monkeypatch, broker):
 
 
 def test_malformed_amqp_url_env(monkeypatch):
-    monkeypatch.setenv("AMQP_URL", "amqp://guest:guest@localhost:port/")
-    with pytest.raises(BrokerUnavailable, match="malformed"):
+    monkeypatch.setenv("AMQP_URL", "amqp://guest:s3cret@localhost:port/")
+    with pytest.raises(BrokerUnavailable, match="malformed") as info:
         find_broker()
+    assert "s3cret" not in str(info.value)
 
 
 def _nothing_anywhere(monkeypatch, free_port, installed: bool):
     """Point every place the resolution looks at ports where nothing listens."""
     monkeypatch.delenv("AMQP_URL", raising=False)
+    monkeypatch.setenv("TUTORIAL_RABBITMQ", "auto")
     monkeypatch.setattr(broker_module, "LOCAL_AMQP_PORT", free_port)
-    monkeypatch.setattr(node, "AMQP_PORT", free_port)
-    monkeypatch.setattr(node, "is_installed", lambda: installed)
+    monkeypatch.setattr(node, "candidates", lambda: [])
+    monkeypatch.setattr(node.rootfs, "runtime", lambda: None)
+    if not installed:
+        monkeypatch.setattr(node, "system_runtime", lambda: None)
 
 
 def test_no_broker_and_not_installed_says_how_to_install(monkeypatch, free_port):
@@ -96,7 +100,11 @@ def test_no_broker_and_not_installed_says_how_to_install(monkeypatch, free_port)
         find_broker()
     assert time.monotonic() - t0 < 3
     message = str(info.value)
-    for fix in ("apt-get install rabbitmq-server", "brew install rabbitmq", "docker run"):
+    for fix in (
+        "apt-get install rabbitmq-server",
+        "brew install rabbitmq",
+        "rabbitmq:4-management",
+    ):
         assert fix in message
 
 
@@ -108,9 +116,23 @@ def test_no_broker_without_start_says_how_to_start(monkeypatch, free_port):
     assert time.monotonic() - t0 < 3
 
 
-def test_who_started_the_broker_is_reported(broker):
-    if broker.source == "private node":
-        assert broker.started_by_helpers
-        assert broker.port == node.AMQP_PORT
-    else:  # a broker someone else runs is never ours to stop or restart
-        assert not broker.started_by_helpers
+def test_the_private_node_is_this_checkouts(broker):
+    assert broker.source == "private node" and broker.started_by_helpers
+    assert broker.node is not None and broker.port == broker.node.ports.amqp
+    assert broker.node.base.parent == node.repo_dir() / ".rabbitmq"
+
+
+def test_no_password_in_repr_or_display_url(broker):
+    assert broker.password not in repr(broker)
+    assert broker.password not in broker.display_url and "***" in broker.display_url
+    assert broker.password in broker.amqp_url  # what pika.URLParameters needs
+
+
+def test_wrong_password_in_amqp_url_is_one_sentence(monkeypatch, broker):
+    monkeypatch.setenv("AMQP_URL", f"amqp://{broker.username}:nope@{broker.host}:{broker.port}/%2F")
+    t0 = time.monotonic()
+    with pytest.raises(BrokerUnavailable, match="user name or password") as info:
+        find_broker(start=False)
+    assert time.monotonic() - t0 < 3
+    assert info.value._render_traceback_() == [f"BrokerUnavailable: {info.value}"]
+    assert "nope" not in str(info.value)

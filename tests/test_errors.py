@@ -51,6 +51,29 @@ def test_malformed_url():
     assert "malformed" in explain(info.value)
 
 
+def test_deprecated_feature_refused_by_rabbitmq_4(broker):
+    """RabbitMQ 4 with transient_nonexcl_queues denied closes the connection with 541.
+
+    The installed 3.x of a machine without the reference broker still permits it.
+    """
+    error = None
+    with pika.BlockingConnection(broker.connection_parameters()) as connection:
+        channel = connection.channel()
+        try:
+            channel.queue_declare("unit.errors.shared-transient", durable=False, exclusive=False)
+        except pe.ConnectionClosedByBroker as exc:
+            error = exc
+        else:
+            channel.queue_delete("unit.errors.shared-transient")
+    if broker.version.startswith("3."):
+        assert error is None
+        return
+    assert error is not None and error.reply_code == 541
+    message = explain(error)
+    assert "deprecated" in message and "durable=True" in message
+    assert "did not speak AMQP" not in message
+
+
 def test_tutorial_error_renders_as_one_line():
     err = TutorialError("Start the broker.")
     assert err._render_traceback_() == ["TutorialError: Start the broker."]
