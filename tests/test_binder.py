@@ -4,18 +4,21 @@
    only binder/ when it exists, so a pin added at the top must be repeated there).
 2. binder/start really brings up a broker when run the way Binder runs it: as an ordinary
    (non-root) user with a fresh HOME. The node gets its own name, ports and directory here,
-   so the tutorial's running private node is never touched.
+   so the tutorial's running private node is never touched. The checkout is copied under a
+   mode-700 directory first, as a CI runner or `mktemp -d` may place it, to show that the
+   test stages what the ordinary user runs instead of assuming it can read the checkout.
+   As root the ordinary user is `nobody`: the test creates no system user.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import pwd
 import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,10 +26,12 @@ from pathlib import Path
 
 import yaml
 
+from conftest import free_ports
+
 REPO = Path(__file__).resolve().parent.parent
 BINDER = REPO / "binder"
 TEST_ONLY = {"pytest", "nbval", "ruff", "playwright", "pyyaml"}  # not installed on Binder
-ORDINARY_USER = "binderuser"
+ORDINARY_USER = "nobody"  # exists on every Debian/Ubuntu system; nothing to create or remove
 
 
 def _requirements(path: Path) -> tuple[dict[str, str], list[str]]:
@@ -82,36 +87,26 @@ def test_binder_files_are_what_repo2docker_expects() -> None:
 def test_compose_file_publishes_on_loopback_only() -> None:
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     service = compose["services"]["rabbitmq"]
-    assert service["image"].startswith("rabbitmq:3") and "management" in service["image"]
+    assert service["image"].startswith("rabbitmq:4") and "management" in service["image"]
     ports = service["ports"]
     assert {p.split(":", 1)[1] for p in ports} == {"5672:5672", "15672:15672"}
     assert all(p.startswith("127.0.0.1:") for p in ports)
+    # The mounted config denies the same deprecated features as the private node.
+    from helpers.node.private import DENIED_FEATURES
+
+    source, target = service["volumes"][0].split(":")[:2]
+    conf = (REPO / source).read_text()
+    assert target.startswith("/etc/rabbitmq/conf.d/")
+    for feature in DENIED_FEATURES:
+        assert f"deprecated_features.permit.{feature} = false" in conf
 
 
 # -- the start script, run like Binder runs it ----------------------------------------------
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def _ordinary_user() -> tuple[str, int, int]:
-    """(name, uid, gid) to run as: `binderuser` (created if missing) when root, else me."""
-    if os.geteuid() != 0:
-        me = pwd.getpwuid(os.getuid())
-        return me.pw_name, me.pw_uid, me.pw_gid
-    try:
-        entry = pwd.getpwnam(ORDINARY_USER)
-    except KeyError:
-        subprocess.run(["useradd", "-m", ORDINARY_USER], check=True, capture_output=True)
-        entry = pwd.getpwnam(ORDINARY_USER)
+    """(name, uid, gid) to run as: `nobody` when root, else me."""
+    entry = pwd.getpwnam(ORDINARY_USER) if os.geteuid() == 0 else pwd.getpwuid(os.getuid())
     return entry.pw_name, entry.pw_uid, entry.pw_gid
 
 
@@ -124,12 +119,16 @@ def _as_user(user: str, argv: list[str]) -> list[str]:
     return ["su", "-s", "/bin/bash", user, "-c", shlex.join(argv)]
 
 
+RUNTIME_PACKAGES = ("pika", "requests", "urllib3", "idna", "charset_normalizer", "certifi")
+
+
 def _python_for(user: str, home: Path) -> tuple[Path, dict[str, str]]:
     """A `python` the user can run that sees our requirements: (directory for PATH, extra env).
 
     On Binder `python` is the image's environment. Here the test's own interpreter is the
-    match, unless the user may not run it (a venv made from root's pyenv, say): then the
-    system interpreter of the same version reads the venv's site-packages instead.
+    match, unless the user may not run it (a venv made from root's pyenv, or one inside a
+    mode-700 checkout): then the system interpreter of the same version reads copies of the
+    packages binder/start needs, staged in the user's home.
     """
     venv_bin = Path(sys.executable).parent
     probe = subprocess.run(
@@ -145,40 +144,65 @@ def _python_for(user: str, home: Path) -> tuple[Path, dict[str, str]]:
     shim = home / "bin"
     shim.mkdir()
     (shim / "python").symlink_to(system)
-    purelib = subprocess.run(
-        [sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    return shim, {"PYTHONPATH": purelib}
+    site = home / "site-packages"
+    site.mkdir()
+    for name in RUNTIME_PACKAGES:
+        module = importlib.import_module(name)
+        shutil.copytree(
+            Path(module.__file__).parent, site / name, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    for path in [shim, site, *site.rglob("*")]:
+        os.lchown(path, *pwd.getpwnam(user)[2:4])
+    return shim, {"PYTHONPATH": str(site)}
 
 
 CONNECT = """
-import os, sys, pika, requests
-amqp, mgmt = int(sys.argv[1]), int(sys.argv[2])
-params = pika.ConnectionParameters("127.0.0.1", amqp, connection_attempts=1, socket_timeout=5)
-with pika.BlockingConnection(params) as conn:
+import os, sys, pika
+from helpers import find_broker
+broker = find_broker(start=False, progress=None, private_only=True)
+with pika.BlockingConnection(broker.connection_parameters(socket_timeout=5)) as conn:
     ch = conn.channel()
     q = ch.queue_declare("", exclusive=True).method.queue
     ch.basic_publish("", q, b"hello from binder")
     method, _props, body = ch.basic_get(q, auto_ack=True)
-overview = requests.get(f"http://127.0.0.1:{mgmt}/api/overview", auth=("guest", "guest"),
-                        timeout=5).json()
+overview = broker.management.overview()
 print("uid", os.getuid(), "body", body.decode(), "node", overview["node"])
 """
 
 
-def test_start_script_runs_a_broker_as_an_ordinary_user() -> None:
+def _checkout_under_private_dir(parent: Path) -> Path:
+    """A copy of what binder/ needs, in a directory only its owner (root, say) may enter."""
+    parent.mkdir(mode=0o700)
+    parent.chmod(0o700)  # whatever the umask said
+    checkout = parent / "checkout"
+    checkout.mkdir()
+    for part in ("binder", "helpers"):
+        shutil.copytree(REPO / part, checkout / part, ignore=shutil.ignore_patterns("__pycache__"))
+    return checkout
+
+
+def _stage_for(user_home: Path, checkout: Path, uid: int, gid: int) -> Path:
+    """What the ordinary user runs, copied where that user may read it (as Binder's image has)."""
+    staged = user_home / "repo"
+    shutil.copytree(checkout, staged)
+    for path in [staged, *staged.rglob("*")]:
+        os.chown(path, uid, gid)
+    return staged
+
+
+def test_start_script_runs_a_broker_as_an_ordinary_user(tmp_path: Path) -> None:
     user, uid, gid = _ordinary_user()
+    checkout = _checkout_under_private_dir(tmp_path / "private")
     home = Path(tempfile.mkdtemp(prefix="classdev-binder-"))  # /tmp: the user can reach it
-    node_dir = home / "rabbitmq"
     os.chown(home, uid, gid)
-    amqp, management, dist = _free_ports(3)
+    repo = _stage_for(home, checkout, uid, gid)
+    node_dir = home / "rabbitmq"
+    amqp, management, dist = free_ports(3)
     node_name = f"classdev-binder-{os.getpid()}@localhost"
     python_dir, python_env = _python_for(user, home)
     env = {
         **python_env,
+        "PYTHONPATH": ":".join(p for p in (str(repo), python_env.get("PYTHONPATH")) if p),
         "HOME": str(home),  # fresh, like a new Binder session
         "USER": user,
         "PATH": f"{python_dir}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
@@ -190,7 +214,7 @@ def test_start_script_runs_a_broker_as_an_ordinary_user() -> None:
         "TUTORIAL_NODE_DIR": str(node_dir),
     }
     with_env = ["env", "-i", *(f"{k}={v}" for k, v in env.items())]
-    start = [str(BINDER / "start"), "python", "-c", CONNECT, str(amqp), str(management)]
+    start = [str(repo / "binder" / "start"), "python", "-c", CONNECT]
     try:
         started = subprocess.run(
             _as_user(user, [*with_env, *start]),
@@ -209,7 +233,7 @@ def test_start_script_runs_a_broker_as_an_ordinary_user() -> None:
             _as_user(
                 user, [*with_env, "python", "-c", "from helpers import node; print(node.stop())"]
             ),
-            cwd=REPO,
+            cwd=repo,
             capture_output=True,
             text=True,
             timeout=120,
