@@ -57,9 +57,10 @@ def _rabbitmq_provision(_args: argparse.Namespace) -> int:
 
 
 def _rabbitmq_remove(_args: argparse.Namespace) -> int:
-    if node.running_node() is not None and node.running_node().runtime.kind == "reference":
-        print("Stopping this checkout's reference node first.")
-        node.stop(progress=print)
+    running = node.running_node()
+    if running is not None and running.started_from(rootfs.root_dir()):
+        print("Stopping this checkout's node that runs from it first.")
+        running.stop(progress=print)
     if rootfs.remove(print):
         print("Removed.")
     else:

@@ -45,7 +45,9 @@ say "Unit tests of the helpers, against the $FIRST RabbitMQ [$(elapsed)]"
 TUTORIAL_RABBITMQ=$FIRST $VENV/bin/pytest -q tests; unit=$?
 
 say "Every notebook under nbval on the $FIRST RabbitMQ (${STRICT[0]}), leftovers checked [$(elapsed)]"
+TUTORIAL_RABBITMQ=$FIRST $PY scripts/deprecations.py mark
 TUTORIAL_RABBITMQ=$FIRST $VENV/bin/pytest -q "${STRICT[@]}" "${NBVAL[@]}" notebooks; first=$?
+TUTORIAL_RABBITMQ=$FIRST $PY scripts/deprecations.py check || first=1
 
 wait "$second"
 say "Second notebook pass (installed RabbitMQ, reverse order, every cell run, leftovers checked):"

@@ -111,6 +111,11 @@ class Node:
         return self.base / "credentials.json"
 
     @property
+    def log_file(self) -> Path:
+        """The node's main log (rotated at 1 MiB; the older ones end in .0, .1)."""
+        return self.base / "log" / f"{self.name}.log"
+
+    @property
     def ports(self) -> Ports:
         """The node's ports: fixed by the caller, else kept from its first start, else usual."""
         if self._fixed_ports:
@@ -120,6 +125,13 @@ class Node:
             return Ports(saved["amqp"], saved["management"], saved["dist"])
         except (OSError, ValueError, KeyError, TypeError):
             return Ports(*DEFAULT_PORTS)
+
+    def started_from(self, root: Path) -> bool:
+        """True when the node's last start ran RabbitMQ from `root` (a root filesystem)."""
+        try:
+            return str(root) in json.loads(self.state_file.read_text())["runtime"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
 
     def credentials(self) -> Credentials | None:
         """The node's administrator, or None before its first start."""
