@@ -41,7 +41,7 @@ def _connect(b: Broker) -> pika.BlockingConnection:
 def _declare(ch) -> None:
     ch.exchange_declare("flowdev.bench", "topic")
     for q, key in (("flowdev.all", "#"), ("flowdev.errors", "*.error"), ("flowdev.kern", "kern.*")):
-        ch.queue_declare(q, arguments={"x-max-length": 50_000})
+        ch.queue_declare(q, durable=True, arguments={"x-max-length": 50_000})
         ch.queue_bind(q, "flowdev.bench", key)
 
 

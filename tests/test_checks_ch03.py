@@ -15,7 +15,7 @@ QUEUE = "unit.ch03.jobs"
 @pytest.fixture
 def channel(connection: pika.BlockingConnection) -> Iterator[pika.channel.Channel]:
     ch = connection.channel()
-    ch.queue_declare(queue=QUEUE)
+    ch.queue_declare(queue=QUEUE, durable=True)
     ch.queue_purge(queue=QUEUE)
     for job in ch03.JOBS:
         ch.basic_publish(exchange="", routing_key=QUEUE, body=job)

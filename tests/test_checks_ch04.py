@@ -26,7 +26,7 @@ def channel(connection: pika.BlockingConnection) -> Iterator[pika.channel.Channe
 def _build(channel, exchange_type: str, critical_key: str, kern_key: str) -> None:
     channel.exchange_declare(exchange=EXCHANGE, exchange_type=exchange_type)
     for queue, key in ((CRITICAL, critical_key), (KERN, kern_key)):
-        channel.queue_declare(queue=queue)
+        channel.queue_declare(queue=queue, durable=True)
         channel.queue_bind(queue=queue, exchange=EXCHANGE, routing_key=key)
 
 

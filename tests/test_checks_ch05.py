@@ -33,10 +33,10 @@ def channel(connection: pika.BlockingConnection) -> Iterator[pika.channel.Channe
 
 def _topology(ch, dead_letter_exchange: str | None = DLX) -> None:
     ch.exchange_declare(DLX, exchange_type="fanout")
-    ch.queue_declare(PARKED)
+    ch.queue_declare(PARKED, durable=True)
     ch.queue_bind(queue=PARKED, exchange=DLX)
     args = {"x-dead-letter-exchange": dead_letter_exchange} if dead_letter_exchange else None
-    ch.queue_declare(ORDERS, arguments=args)
+    ch.queue_declare(ORDERS, durable=True, arguments=args)
     ch.confirm_delivery()
     for body in BODIES:
         ch.basic_publish(exchange="", routing_key=ORDERS, body=body)

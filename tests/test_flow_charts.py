@@ -15,7 +15,7 @@ def test_recorder_depths_and_rates(broker):
     with private_vhost(broker, "charts") as b:
         connection = connect(b)
         ch = connection.channel()
-        ch.queue_declare("flowdev.depth")
+        ch.queue_declare("flowdev.depth", durable=True)
         with Recorder(b, prefix="flowdev.", interval=0.1) as rec:
             for i in range(30):
                 ch.basic_publish("", "flowdev.depth", str(i).encode())

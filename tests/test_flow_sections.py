@@ -38,7 +38,7 @@ def test_tuple_prefix_draws_exactly_the_listed_names(vbroker, ch):
     stranger = ch.queue_declare("", exclusive=True).method.queue
     for q in (subscriber, stranger):
         ch.queue_bind(q, P + "fan")
-    ch.queue_declare(P + "elsewhere")
+    ch.queue_declare(P + "elsewhere", durable=True)
     ch.queue_bind(P + "elsewhere", P + "other")
     with FlowDiagram(vbroker, prefix=(P + "fan", subscriber)) as diagram:
         ch.basic_publish(P + "fan", "", b"news")
@@ -60,9 +60,9 @@ def test_links_between_exchanges_count_messages_and_stay_clear(vbroker, ch):
     ch.exchange_declare(P + "orders", "fanout")
     ch.exchange_bind(P + "orders", P + "events", "order.#")
     for q in ("billing", "shipping"):
-        ch.queue_declare(P + q)
+        ch.queue_declare(P + q, durable=True)
         ch.queue_bind(P + q, P + "orders")
-    ch.queue_declare(P + "audit")
+    ch.queue_declare(P + "audit", durable=True)
     ch.queue_bind(P + "audit", P + "events", "#")
     with FlowDiagram(vbroker, prefix=P) as diagram:
         for key in ("order.created", "order.paid", "user.signed_up"):
@@ -84,7 +84,7 @@ def test_links_between_exchanges_count_messages_and_stay_clear(vbroker, ch):
 
 def test_several_bindings_between_two_nodes_share_one_labelled_edge(vbroker, ch):
     ch.exchange_declare(P + "logs", "direct")
-    ch.queue_declare(P + "screen")
+    ch.queue_declare(P + "screen", durable=True)
     for key in ("info", "warning", "error"):
         ch.queue_bind(P + "screen", P + "logs", key)
     with FlowDiagram(vbroker, prefix=P) as diagram:
@@ -98,7 +98,7 @@ def test_several_bindings_between_two_nodes_share_one_labelled_edge(vbroker, ch)
 
 def test_headers_binding_label_leads_with_its_mode(vbroker, ch):
     ch.exchange_declare(P + "documents", "headers")
-    ch.queue_declare(P + "pdf_reports")
+    ch.queue_declare(P + "pdf_reports", durable=True)
     ch.queue_bind(
         P + "pdf_reports",
         P + "documents",

@@ -49,7 +49,7 @@ def _last_publish(diagram: FlowDiagram):
 def test_direct_exchange_routes_by_key(diagram, channel):
     channel.exchange_declare(P + "direct", "direct")
     for q, key in (("info", "info"), ("error", "error")):
-        channel.queue_declare(P + q)
+        channel.queue_declare(P + q, durable=True)
         channel.queue_bind(P + q, P + "direct", key)
     channel.basic_publish(P + "direct", "error", b"disk full")
     diagram.wait_until_caught_up()
@@ -65,7 +65,7 @@ def test_direct_exchange_routes_by_key(diagram, channel):
 def test_fanout_reaches_every_bound_queue(diagram, channel):
     channel.exchange_declare(P + "fan", "fanout")
     for q in ("a", "b", "c"):
-        channel.queue_declare(P + q)
+        channel.queue_declare(P + q, durable=True)
         channel.queue_bind(P + q, P + "fan")
     channel.basic_publish(P + "fan", "ignored", b"news")
     diagram.wait_until_caught_up()
@@ -76,8 +76,8 @@ def test_fanout_reaches_every_bound_queue(diagram, channel):
 
 def test_topic_patterns(diagram, channel):
     channel.exchange_declare(P + "topic", "topic")
-    channel.queue_declare(P + "errors")
-    channel.queue_declare(P + "all")
+    channel.queue_declare(P + "errors", durable=True)
+    channel.queue_declare(P + "all", durable=True)
     channel.queue_bind(P + "errors", P + "topic", "*.error")
     channel.queue_bind(P + "all", P + "topic", "#")
     channel.basic_publish(P + "topic", "kern.error", b"1")
@@ -91,7 +91,7 @@ def test_topic_patterns(diagram, channel):
 
 def test_headers_exchange_and_its_arguments(diagram, channel):
     channel.exchange_declare(P + "hdr", "headers")
-    channel.queue_declare(P + "pdf")
+    channel.queue_declare(P + "pdf", durable=True)
     channel.queue_bind(P + "pdf", P + "hdr", arguments={"x-match": "all", "format": "pdf"})
     channel.basic_publish(P + "hdr", "", b"a", pika.BasicProperties(headers={"format": "pdf"}))
     channel.basic_publish(P + "hdr", "", b"b", pika.BasicProperties(headers={"format": "zip"}))
@@ -120,7 +120,7 @@ def test_unroutable_is_dropped_at_the_exchange(diagram, channel):
 def test_alternate_exchange_catches_unroutable(diagram, channel):
     channel.exchange_declare(P + "ae", "fanout")
     channel.exchange_declare(P + "main", "direct", arguments={"alternate-exchange": P + "ae"})
-    channel.queue_declare(P + "unrouted")
+    channel.queue_declare(P + "unrouted", durable=True)
     channel.queue_bind(P + "unrouted", P + "ae")
     channel.basic_publish(P + "main", "no-binding", b"x")
     diagram.wait_until_caught_up()
@@ -136,9 +136,11 @@ def test_dead_letter_exchange_is_drawn_from_the_queue_arguments(diagram, channel
     # A DLX named outside the prefix is still drawn: it is where the queue's messages go.
     channel.exchange_declare("flowdlx.dead", "fanout")
     try:
-        channel.queue_declare(P + "parked")
+        channel.queue_declare(P + "parked", durable=True)
         channel.queue_bind(P + "parked", "flowdlx.dead")
-        channel.queue_declare(P + "inbox", arguments={"x-dead-letter-exchange": "flowdlx.dead"})
+        channel.queue_declare(
+            P + "inbox", durable=True, arguments={"x-dead-letter-exchange": "flowdlx.dead"}
+        )
         channel.basic_publish("", P + "inbox", b"bad")
         method, _, _ = channel.basic_get(P + "inbox")
         channel.basic_reject(method.delivery_tag, requeue=False)
@@ -159,7 +161,7 @@ def test_exchange_to_exchange_binding(diagram, channel):
     channel.exchange_declare(P + "front", "topic")
     channel.exchange_declare(P + "back", "fanout")
     channel.exchange_bind(P + "back", P + "front", "orders.*")
-    channel.queue_declare(P + "orders")
+    channel.queue_declare(P + "orders", durable=True)
     channel.queue_bind(P + "orders", P + "back")
     channel.basic_publish(P + "front", "orders.new", b"o1")
     channel.basic_publish(P + "front", "users.new", b"u1")
@@ -174,7 +176,7 @@ def test_exchange_to_exchange_binding(diagram, channel):
 
 
 def test_built_in_exchange_bound_to_a_chapter_queue_is_drawn(diagram, channel):
-    channel.queue_declare(P + "via-amq")
+    channel.queue_declare(P + "via-amq", durable=True)
     channel.queue_bind(P + "via-amq", "amq.direct", "k")
     channel.basic_publish("amq.direct", "k", b"x")
     diagram.wait_until_caught_up()
@@ -183,7 +185,7 @@ def test_built_in_exchange_bound_to_a_chapter_queue_is_drawn(diagram, channel):
 
 
 def test_delivery_to_a_consumer_and_ack(diagram, channel):
-    channel.queue_declare(P + "work")
+    channel.queue_declare(P + "work", durable=True)
     channel.basic_qos(prefetch_count=3)
     for i in range(2):
         channel.basic_publish("", P + "work", f"job {i}".encode())
@@ -208,7 +210,7 @@ def test_delivery_to_a_consumer_and_ack(diagram, channel):
 
 
 def test_nack_with_requeue_is_redelivered(diagram, channel):
-    channel.queue_declare(P + "retry")
+    channel.queue_declare(P + "retry", durable=True)
     channel.basic_publish("", P + "retry", b"try me")
     method, _props, _body = channel.basic_get(P + "retry")
     diagram.wait_until_caught_up()
@@ -226,10 +228,10 @@ def test_nack_with_requeue_is_redelivered(diagram, channel):
 
 
 def test_prefix_scopes_and_trace_queue_is_never_drawn(vbroker, diagram, channel):
-    channel.queue_declare("other.queue")
+    channel.queue_declare("other.queue", durable=True)
     try:
         channel.basic_publish("", "other.queue", b"not ours")
-        channel.queue_declare(P + "mine")
+        channel.queue_declare(P + "mine", durable=True)
         channel.basic_publish("", P + "mine", b"ours")
         diagram.wait_until_caught_up()
         names = {q.name for q in diagram.state.visible_queues()}
@@ -251,7 +253,7 @@ EVIL = "<img src=x onerror=alert(1)>"
 
 
 def test_escaping_of_bodies_keys_headers_and_names(diagram, channel):
-    channel.queue_declare(P + EVIL)
+    channel.queue_declare(P + EVIL, durable=True)
     channel.basic_publish("", P + EVIL, EVIL.encode(), pika.BasicProperties(headers={"h": EVIL}))
     channel.basic_publish("", P + EVIL, bytes(range(200, 240)))
     diagram.wait_until_caught_up()

@@ -32,7 +32,7 @@ def test_display_bundle_has_widget_summary_and_static_html(vbroker):
     connection = connect(vbroker)
     ch = connection.channel()
     ch.exchange_declare(P + "logs", "fanout")
-    ch.queue_declare(P + "a")
+    ch.queue_declare(P + "a", durable=True)
     ch.queue_bind(P + "a", P + "logs")
     try:
         with FlowDiagram(vbroker, prefix=P) as d:
@@ -62,7 +62,7 @@ def test_publish_panel_really_publishes_and_shows_the_code(vbroker):
     connection = connect(vbroker)
     ch = connection.channel()
     ch.exchange_declare(P + "hdr", "headers")
-    ch.queue_declare(P + "pdf")
+    ch.queue_declare(P + "pdf", durable=True)
     ch.queue_bind(P + "pdf", P + "hdr", arguments={"x-match": "any", "format": "pdf"})
     try:
         with FlowDiagram(vbroker, prefix=P) as d:
