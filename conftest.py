@@ -1,7 +1,8 @@
 """Checks around the nbval run: every notebook must leave the broker as it found it.
 
 nbval runs a notebook as one test per cell. Before a notebook's first cell we take a snapshot
-of what the broker holds (queues, exchanges, bindings, connections, vhosts, users), and after
+of what the broker holds (queues, exchanges, bindings, connections, vhosts, users, vhosts
+with tracing on), and after
 its last cell we compare: anything new that is still there is a leftover, and the notebook's
 last cell errors at teardown with a list of what it left behind.
 
@@ -94,6 +95,8 @@ def _snapshot() -> dict[str, set]:
             for c in api.connections()
         },
         "vhosts": {v["name"] for v in api.vhosts()},
+        # Tracing left on costs the broker work on every message: a diagram must switch it off.
+        "tracing": {v["name"] for v in api.vhosts() if v.get("tracing")},
         "users": {u["name"] for u in api.get("users")},
     }
 

@@ -114,6 +114,9 @@ class ManagementClient:
     def exchanges(self, vhost: str = "/") -> list[Json]:
         return self.get(f"exchanges/{_q(vhost)}")
 
+    def exchange(self, name: str, vhost: str = "/") -> Json | None:
+        return self.request("GET", f"exchanges/{_q(vhost)}/{_q(name)}", ok404=True)
+
     def bindings(self, vhost: str = "/") -> list[Json]:
         return self.get(f"bindings/{_q(vhost)}")
 

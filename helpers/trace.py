@@ -13,6 +13,12 @@ on only while at least one tracer of this tutorial is attached to the vhost, and
 off again by the last one to leave unless it was already on before the first one came. The
 reference count lives on the broker itself, as arguments of the trace queues' bindings, so
 it also works across kernels and disappears with them.
+
+A kernel that dies with a diagram open cannot switch tracing off. So whenever a diagram
+switches tracing on, it also declares a small marker exchange (`TRACING_MARK`); the last
+diagram to leave deletes it with the switch. A marker found with no diagram attached means
+a diagram died while tracing was on because of it: the next diagram takes tracing as off
+before, and switches it off when it leaves (`reset_stale_tracing()` does it at once).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ if TYPE_CHECKING:
 TRACE_EXCHANGE = "amq.rabbitmq.trace"
 BINDING_MARK = "tutorial-flow-diagram"  # binding argument that marks our trace queues
 WAS_ON = "tracing-was-on"  # binding argument: was tracing on before the first diagram came?
+TRACING_MARK = "tutorial.flow.tracing-switched-on"  # exchange: tracing is on because of us
 SYNC_ID = "tutorial-flow-sync-"
 PREFETCH = 200  # trace messages in flight to us; acking them paces the broker
 PACED_EVENTS_PER_S = 2000.0  # while nobody waits, leave the CPU (and GIL) to the publisher
@@ -141,7 +148,22 @@ def tracing_was_on_before(api: ManagementClient, vhost: str) -> bool:
     others = _trace_bindings(api, vhost)
     if others:
         return any(b["arguments"].get(WAS_ON) for b in others)
+    if api.exchange(TRACING_MARK, vhost) is not None:
+        return False  # a diagram switched it on and died: it was off before that
     return api.tracing(vhost)
+
+
+def reset_stale_tracing(api: ManagementClient, vhost: str) -> bool:
+    """Switch tracing off if a diagram that died left it on; True if it did.
+
+    Nothing happens while any diagram is attached, or when tracing was on before the
+    tutorial's diagrams came (a classroom vhost, say).
+    """
+    if _trace_bindings(api, vhost) or api.exchange(TRACING_MARK, vhost) is None:
+        return False
+    api.set_tracing(vhost, False)
+    api.request("DELETE", f"exchanges/{quote(vhost, safe='')}/{TRACING_MARK}")
+    return True
 
 
 # -- the tracer ----------------------------------------------------------------------------
@@ -344,6 +366,9 @@ class Tracer:
         )
         self._channel.basic_qos(prefetch_count=PREFETCH)
         self._channel.basic_consume(self.queue, self._on_message)
+        if not self.was_on:
+            # Left until the last diagram goes, so a dead kernel's tracing can be found.
+            self._channel.exchange_declare(TRACING_MARK, "fanout", internal=True)
         if not api.tracing(b.vhost):
             api.set_tracing(b.vhost, True)
 
@@ -358,6 +383,8 @@ class Tracer:
         try:
             if self.queue and not self.was_on and not diagram_trace_queues(api, self.broker.vhost):
                 api.set_tracing(self.broker.vhost, False)
+                vhost = quote(self.broker.vhost, safe="")
+                api.request("DELETE", f"exchanges/{vhost}/{TRACING_MARK}", ok404=True)
         except Exception:  # the management API is gone too; nothing more we can do
             pass
 

@@ -1,0 +1,93 @@
+"""A kernel that dies with a diagram open must not leave tracing on for good.
+
+The "kernel" here is a real Python process that opens a FlowDiagram on a private vhost and is
+then killed with SIGKILL, as a crashed or restarted Jupyter kernel is.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flow_support import private_vhost
+
+from helpers import Broker
+from helpers.trace import TRACING_MARK, diagram_trace_queues, reset_stale_tracing
+from helpers.widgets import FlowDiagram
+
+REPO = Path(__file__).resolve().parent.parent
+
+KERNEL = """
+import dataclasses, sys, time
+from helpers import find_broker
+from helpers.widgets import FlowDiagram
+broker = dataclasses.replace(find_broker(start=False, progress=None, private_only=True),
+                             vhost=sys.argv[1])
+diagram = FlowDiagram(broker, prefix="deadkernel.")
+print("diagram open", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.fixture
+def vbroker(broker: Broker) -> Iterator[Broker]:
+    with private_vhost(broker, "deadkernel") as b:
+        yield b
+
+
+def _kill_a_kernel_with_a_diagram_open(vbroker: Broker) -> None:
+    kernel = subprocess.Popen(
+        [sys.executable, "-c", KERNEL, vbroker.vhost],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert kernel.stdout.readline().strip() == "diagram open"
+        assert vbroker.management.tracing(vbroker.vhost)
+    finally:
+        os.kill(kernel.pid, signal.SIGKILL)
+        kernel.wait()
+    api = vbroker.management
+    deadline = time.monotonic() + 10  # the broker drops the exclusive trace queue with it
+    while diagram_trace_queues(api, vbroker.vhost) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert diagram_trace_queues(api, vbroker.vhost) == []
+    assert api.tracing(vbroker.vhost), "nobody was left to switch it off"
+    assert api.exchange(TRACING_MARK, vbroker.vhost) is not None
+
+
+def test_next_diagram_switches_off_what_a_dead_kernel_left_on(vbroker):
+    _kill_a_kernel_with_a_diagram_open(vbroker)
+    diagram = FlowDiagram(vbroker, prefix="deadkernel.")
+    assert vbroker.management.tracing(vbroker.vhost)
+    diagram.close()
+    api = vbroker.management
+    assert not api.tracing(vbroker.vhost), "tracing was off before the dead kernel's diagram"
+    assert api.exchange(TRACING_MARK, vbroker.vhost) is None
+
+
+def test_reset_stale_tracing_switches_it_off_at_once(vbroker):
+    _kill_a_kernel_with_a_diagram_open(vbroker)
+    api = vbroker.management
+    assert reset_stale_tracing(api, vbroker.vhost) is True
+    assert not api.tracing(vbroker.vhost)
+    assert api.exchange(TRACING_MARK, vbroker.vhost) is None
+    assert reset_stale_tracing(api, vbroker.vhost) is False
+
+
+def test_tracing_that_was_on_before_stays_on(vbroker):
+    api = vbroker.management
+    api.set_tracing(vbroker.vhost, True)  # as a classroom vhost has it
+    diagram = FlowDiagram(vbroker, prefix="deadkernel.")
+    assert api.exchange(TRACING_MARK, vbroker.vhost) is None
+    diagram.close()
+    assert api.tracing(vbroker.vhost)
+    assert reset_stale_tracing(api, vbroker.vhost) is False
+    assert api.tracing(vbroker.vhost)
