@@ -28,7 +28,7 @@ def _check(broker):
 
 
 def test_bound_queue_with_a_routed_message_passes(broker, channel):
-    channel.queue_declare(queue=QUEUE)
+    channel.queue_declare(queue=QUEUE, durable=True)
     channel.queue_bind(queue=QUEUE, exchange=EXCHANGE, routing_key="practice")
     channel.basic_publish(exchange=EXCHANGE, routing_key="practice", body=b"hi")
     result = _check(broker)
@@ -43,14 +43,14 @@ def test_missing_queue(broker, channel):
 
 
 def test_unbound_queue(broker, channel):
-    channel.queue_declare(queue=QUEUE)
+    channel.queue_declare(queue=QUEUE, durable=True)
     result = _check(broker)
     assert not result.passed
     assert "nothing binds it" in result.message
 
 
 def test_wrong_key_is_named(broker, channel):
-    channel.queue_declare(queue=QUEUE)
+    channel.queue_declare(queue=QUEUE, durable=True)
     channel.queue_bind(queue=QUEUE, exchange=EXCHANGE, routing_key="Practice")
     result = _check(broker)
     assert not result.passed
@@ -59,7 +59,7 @@ def test_wrong_key_is_named(broker, channel):
 
 
 def test_empty_queue(broker, channel):
-    channel.queue_declare(queue=QUEUE)
+    channel.queue_declare(queue=QUEUE, durable=True)
     channel.queue_bind(queue=QUEUE, exchange=EXCHANGE, routing_key="practice")
     channel.basic_publish(exchange=EXCHANGE, routing_key="elsewhere", body=b"dropped")
     result = _check(broker)

@@ -53,7 +53,8 @@ def test_missing_queue(broker, channel):
 
 
 def test_non_durable_queue(broker, channel):
-    channel.queue_declare(queue=QUEUE, durable=False)
+    # Exclusive: RabbitMQ 4 refuses a queue that is neither durable nor exclusive (541).
+    channel.queue_declare(queue=QUEUE, durable=False, exclusive=True)
     _publish(channel)
     result = _check(broker)
     assert not result.passed and "not durable" in result.message

@@ -39,7 +39,9 @@ def check_exercise(
             "'The life of one message' again, then redo the exercise."
         )
     if api.queue(queue, broker.vhost) is None:
-        return hint(f"There is no queue named {queue!r} yet: declare it first.")
+        return hint(
+            f"There is no queue named {queue!r} yet: declare it first (durable=True)."
+        )
 
     keys = sorted(
         b["routing_key"]
