@@ -71,7 +71,7 @@ def check_parking(
     if (queue.get("arguments") or {}).get("x-dead-letter-exchange") != dlx:
         return hint(
             f"{orders!r} has no dead-letter exchange {dlx!r}: delete the queue and declare it "
-            "again with arguments={'x-dead-letter-exchange': ...}."
+            "again with durable=True, arguments={'x-dead-letter-exchange': ...}."
         )
     if queue["messages_unacknowledged"]:
         return hint(
