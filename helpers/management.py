@@ -7,6 +7,7 @@ and off for a virtual host. Only the endpoints the tutorial uses are here.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -15,6 +16,7 @@ import requests
 from helpers.errors import ManagementError
 
 Json = dict[str, Any]
+GET_RETRIES = 3
 
 
 def _q(name: str) -> str:
@@ -42,6 +44,13 @@ class ManagementClient:
         url = f"{self.base_url}/api/{path.lstrip('/')}"
         try:
             r = self._session.request(method, url, json=json, timeout=self.timeout)
+            # RabbitMQ 4.3 answers a GET of a queue that is being deleted (an exclusive queue
+            # whose connection just closed) with an empty 500: ask again, it is gone by then.
+            for _ in range(GET_RETRIES):
+                if method != "GET" or r.status_code != 500:
+                    break
+                time.sleep(0.2)
+                r = self._session.request(method, url, json=json, timeout=self.timeout)
         except requests.ConnectionError:
             raise ManagementError(
                 f"The management API at {self.base_url} does not answer: is the broker running "

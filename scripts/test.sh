@@ -33,7 +33,8 @@ else
 fi
 
 say "ruff"
-$VENV/bin/ruff check helpers tests notebooks benchmarks conftest.py || exit 1
+$VENV/bin/ruff check helpers tests notebooks benchmarks scripts conftest.py ||
+  { say "make test: $(elapsed) wall time (FAILED: ruff)"; exit 1; }
 
 say "Second notebook pass in the background: installed RabbitMQ, reverse order ($LOGS/notebooks-system.log)"
 ( TUTORIAL_RABBITMQ=system NOTEBOOK_ORDER=reverse \
@@ -42,7 +43,9 @@ say "Second notebook pass in the background: installed RabbitMQ, reverse order (
 second=$!
 
 say "Unit tests of the helpers, against the $FIRST RabbitMQ [$(elapsed)]"
-TUTORIAL_RABBITMQ=$FIRST $VENV/bin/pytest -q tests; unit=$?
+# Four workers on two cores: most tests wait on the broker. One file per worker, since the
+# tests of one file share names on the broker.
+TUTORIAL_RABBITMQ=$FIRST $VENV/bin/pytest -q -n 4 --dist loadfile tests; unit=$?
 
 say "Every notebook under nbval on the $FIRST RabbitMQ (${STRICT[0]}), leftovers checked [$(elapsed)]"
 TUTORIAL_RABBITMQ=$FIRST $PY scripts/deprecations.py mark

@@ -30,7 +30,8 @@ from conftest import free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 BINDER = REPO / "binder"
-TEST_ONLY = {"pytest", "nbval", "ruff", "playwright", "pyyaml"}  # not installed on Binder
+# Not installed on Binder: nobody runs the tests there.
+TEST_ONLY = {"pytest", "pytest-xdist", "nbval", "ruff", "playwright", "pyyaml"}
 ORDINARY_USER = "nobody"  # exists on every Debian/Ubuntu system; nothing to create or remove
 
 
