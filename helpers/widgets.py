@@ -53,7 +53,9 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets
 import pika
+import pika.exceptions
 
+from helpers.errors import explain
 from helpers.flow import DEFAULT_EXCHANGE, FlowState, Message, Topology, read_topology
 from helpers.management import ManagementClient
 from helpers.trace import TraceEvent, Tracer
@@ -702,8 +704,6 @@ class PublishPanel(ipywidgets.HBox):
 
     def __init__(self, diagram: FlowDiagram, show_diagram: bool = True):
         self.diagram = diagram
-        self._connection: pika.BlockingConnection | None = None
-        self._channel: Any = None
         self._count = 0
         self.exchange = ipywidgets.Dropdown(description="exchange")
         self.routing_key = ipywidgets.Text(description="routing key")
@@ -772,22 +772,52 @@ class PublishPanel(ipywidgets.HBox):
             ")"
         )
         self.code.value = f"<pre style='font-size:11px'>{esc(code)}</pre>"
-        try:
-            channel = self._open()
-            channel.basic_publish(exchange, routing_key, body, pika.BasicProperties(**props))
-            # A round trip on the same channel: if the broker refused the publish (404 no
-            # exchange), its Channel.Close arrives first and raises here with its reason.
-            channel.basic_qos(prefetch_count=0)
-        except pika.exceptions.AMQPError as exc:
-            self._channel = None
-            text = f"the broker refused it and closed the channel: {exc}"
-            self.result.value = f'<span style="color:#dc2626">{esc(text)}</span>'
-            return text
-        self.diagram.wait_until_caught_up(timeout=3.0)
-        text = self._where(message_id)
+        problem = self._publish(exchange, routing_key, body, pika.BasicProperties(**props))
+        if problem:
+            self.result.value = f'<span style="color:#dc2626">{esc(problem)}</span>'
+            return problem
+        if self.diagram.closed:
+            text = (
+                "published; the diagram is closed (the chapter's cleanup ran), so where the "
+                "message went is not drawn: run the diagram's cell again to watch."
+            )
+        else:
+            self.diagram.wait_until_caught_up(timeout=3.0)
+            text = self._where(message_id)
+            self.refresh_exchanges()
         self.result.value = f"<b>{esc(text)}</b>"
-        self.refresh_exchanges()
         return text
+
+    def _publish(
+        self, exchange: str, routing_key: str, body: bytes, properties: pika.BasicProperties
+    ) -> str | None:
+        """Publish on a connection of its own, closed right after; None, or what went wrong.
+
+        A connection per click: one kept open would be dropped by the broker while the
+        learner reads (missed heartbeats), and the next click would fail.
+        """
+        params = self.diagram.broker.connection_parameters(
+            client_properties={"connection_name": "tutorial publish panel"},
+            connection_attempts=1,
+            socket_timeout=5,
+        )
+        try:
+            with pika.BlockingConnection(params) as connection:
+                channel = connection.channel()
+                channel.basic_publish(exchange, routing_key, body, properties)
+                # A round trip on the same channel: if the broker refused the publish (404 no
+                # exchange), its Channel.Close arrives first and raises here with its reason.
+                channel.basic_qos(prefetch_count=0)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code == 404:
+                return (
+                    f"the exchange {exchange!r} does not exist (any more: the chapter's cleanup "
+                    "deletes it): run the cell that declares it again, then publish."
+                )
+            return f"the broker refused it: {exc.reply_code} {exc.reply_text}"
+        except pika.exceptions.AMQPError as exc:
+            return "could not publish: " + explain(exc)
+        return None
 
     def _where(self, message_id: str) -> str:
         with self.diagram._lock:
@@ -805,22 +835,8 @@ class PublishPanel(ipywidgets.HBox):
             return "routed to queues outside the diagram's prefix"
         return f"unroutable: dropped by {m.exchange or '(default exchange)'}"
 
-    def _open(self) -> Any:
-        if self._connection is None or not self._connection.is_open:
-            b = self.diagram.broker
-            params = b.connection_parameters(
-                client_properties={"connection_name": "tutorial publish panel"},
-            )
-            self._connection = pika.BlockingConnection(params)
-            self._channel = None
-        if self._channel is None or not self._channel.is_open:
-            self._channel = self._connection.channel()
-        return self._channel
-
     def close_connection(self) -> None:
-        if self._connection is not None and self._connection.is_open:
-            self._connection.close()
-        self._connection = None
+        """Nothing to close: each publish opens and closes its own connection."""
 
 
 def parse_headers(text: str) -> dict[str, Any]:

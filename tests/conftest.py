@@ -25,6 +25,20 @@ def broker() -> Broker:
     return find_broker(start=True, progress=print, private_only=True)
 
 
+@pytest.fixture(scope="session")
+def learner_broker() -> Broker:
+    """The learner-session node (heartbeat 1 s), started once and shared by the workers."""
+    from learner import start_learner_broker
+
+    return start_learner_broker()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "learner_broker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.learner)
+
+
 @pytest.fixture
 def params(broker: Broker) -> pika.ConnectionParameters:
     return broker.connection_parameters(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -77,10 +78,31 @@ def test_publish_panel_really_publishes_and_shows_the_code(vbroker):
             panel.headers.value = '{"format": "zip"}'
             assert panel.publish_from_form() == "unroutable: dropped by flowdev.hdr"
             text = panel.publish(P + "missing", "k", b"x")
-            assert "refused" in text and "NOT_FOUND - no exchange 'flowdev.missing'" in text
+            assert "'flowdev.missing' does not exist" in text and "run the cell" in text
+            assert "\n" not in text
             assert panel.publish("", P + "pdf", b"again") == "routed to flowdev.pdf"
             method, _p, body = ch.basic_get(P + "pdf", auto_ack=True)
             assert body == b"<img src=x onerror=alert(1)>"
+        # After the chapter's cleanup closed the diagram, Publish still answers in one line.
+        after = panel.publish("", P + "pdf", b"after cleanup")
+        assert after.startswith("published; the diagram is closed") and "\n" not in after
+        ch.exchange_delete(P + "hdr")
+        panel.exchange.value = P + "hdr"
+        gone = panel.publish_from_form()
+        assert "does not exist" in gone and "run the cell that declares it" in gone
+
+        def panel_connections() -> list:  # one connection per click, closed right after
+            return [
+                c
+                for c in vbroker.management.connections()
+                if c.get("client_properties", {}).get("connection_name")
+                == "tutorial publish panel"
+            ]
+
+        deadline = time.monotonic() + 3  # the API lists connections from statistics
+        while panel_connections() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not panel_connections()
     finally:
         ch.exchange_delete(P + "hdr")
         ch.queue_delete(P + "pdf")

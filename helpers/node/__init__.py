@@ -168,8 +168,14 @@ def start(progress: Progress | None = print, provision: bool = False) -> tuple[N
 
 
 def stop(progress: Progress | None = print) -> bool:
-    """Stop every node of this checkout that runs; True if there was one."""
+    """Stop every node of this checkout that runs (test nodes too); True if there was one."""
     stopped = False
-    for candidate in candidates():
+    nodes = candidates()
+    known = {n.base for n in nodes}
+    runtime = nodes[0].runtime if nodes else None
+    for extra in sorted((repo_dir() / ".rabbitmq").glob("*/node.pid")):
+        if runtime is not None and extra.parent not in known:
+            nodes.append(Node(extra.parent, runtime))  # e.g. the learner-session test node
+    for candidate in nodes:
         stopped = candidate.stop(progress) or stopped
     return stopped

@@ -86,9 +86,13 @@ class Node:
         runtime: Runtime,
         name: str | None = None,
         ports: Ports | None = None,
+        heartbeat: int | None = None,
     ) -> None:
+        """`heartbeat` (seconds) overrides the broker's 60 s: the learner-session tests use
+        1 s, so that "a learner paused for minutes" takes a few seconds to act out."""
         self.base = Path(base).resolve()
         self.runtime = runtime
+        self.heartbeat = heartbeat
         digest = hashlib.sha1(str(self.base).encode()).hexdigest()[:8]
         self.name = name or f"pika-tutorial-{digest}@localhost"
         self._fixed_ports = ports
@@ -264,6 +268,8 @@ class Node:
             f"log.file.rotation.size = {LOG_ROTATE_BYTES}",
             "log.file.rotation.count = 2",
         ]
+        if self.heartbeat is not None:
+            lines.append(f"heartbeat = {self.heartbeat}")
         if is_reference(self.runtime.version) or self.runtime.version.startswith("4."):
             lines += [f"deprecated_features.permit.{f} = false" for f in DENIED_FEATURES]
         return "\n".join(lines) + "\n"
