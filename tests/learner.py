@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import threading
 import time
 import uuid
@@ -172,9 +173,13 @@ class Session:
         self.nb.cells.append(nbformat.v4.new_code_cell(code))
         return self.run(len(self.nb.cells) - 1, allow_error=allow_error)
 
+    def interrupt(self) -> None:
+        """What the ■ button does for an IPython kernel: SIGINT to its process."""
+        os.kill(self.client.km.provisioner.process.pid, signal.SIGINT)
+
     def interrupt_during(self, code: str, after_s: float) -> str:
         """Run blocking code and press ■ after `after_s` seconds."""
-        timer = threading.Timer(after_s, self.client.km.interrupt_kernel)
+        timer = threading.Timer(after_s, self.interrupt)
         timer.start()
         try:
             return self.run_code(code, allow_error=True)
