@@ -4,7 +4,9 @@
 # Hermetic: TUTORIAL_BROKER=private makes the helpers ignore AMQP_URL and 127.0.0.1:5672.
 # Two brokers, two notebook passes, run side by side to keep the wall time down:
 #   1. the reference RabbitMQ (4.3, provisioned in a cached root filesystem): unit tests,
-#      then every notebook under strict nbval (outputs compared);
+#      then every notebook under strict nbval (outputs compared), while the learner
+#      sessions (tests/learner.py) act out a person working through each chapter on a
+#      test node of the same RabbitMQ with a 1 s heartbeat;
 #   2. the machine's own RabbitMQ (Debian 12: 3.10): every notebook again, in reverse order,
 #      every cell executed, outputs not compared (they may differ on an old broker), leftovers
 #      checked. Together the passes show each notebook passes twice, in any order.
@@ -45,12 +47,24 @@ second=$!
 say "Unit tests of the helpers, against the $FIRST RabbitMQ [$(elapsed)]"
 # Four workers on two cores: most tests wait on the broker. One file per worker, since the
 # tests of one file share names on the broker.
-TUTORIAL_RABBITMQ=$FIRST $VENV/bin/pytest -q -n 4 --dist loadfile tests; unit=$?
+TUTORIAL_RABBITMQ=$FIRST $VENV/bin/pytest -q -n 4 --dist loadfile -m "not learner" tests; unit=$?
+
+# Learner sessions (tests/learner.py) run on a node of their own (heartbeat 1 s), one vhost
+# per chapter, so they can run beside the strict notebook pass without touching its broker.
+say "Learner sessions in the background: pauses, re-runs, wrong answers ($LOGS/learner.log)"
+( TUTORIAL_RABBITMQ=$FIRST $VENV/bin/pytest -q -n 3 -m learner tests > "$LOGS/learner.log" 2>&1
+  echo $? > "$LOGS/learner.rc" ) &
+learner_pid=$!
 
 say "Every notebook under nbval on the $FIRST RabbitMQ (${STRICT[0]}), leftovers checked [$(elapsed)]"
 TUTORIAL_RABBITMQ=$FIRST $PY scripts/deprecations.py mark
 TUTORIAL_RABBITMQ=$FIRST $VENV/bin/pytest -q "${STRICT[@]}" "${NBVAL[@]}" notebooks; first=$?
 TUTORIAL_RABBITMQ=$FIRST $PY scripts/deprecations.py check || first=1
+
+wait "$learner_pid"
+say "Learner sessions:"
+tail -n 25 "$LOGS/learner.log"
+learner=$(cat "$LOGS/learner.rc" 2>/dev/null || echo 1)
 
 wait "$second"
 say "Second notebook pass (installed RabbitMQ, reverse order, every cell run, leftovers checked):"
@@ -58,7 +72,7 @@ tail -n 25 "$LOGS/notebooks-system.log"
 second_rc=$(cat "$LOGS/notebooks-system.rc" 2>/dev/null || echo 1)
 
 rc=0
-for part in "unit:$unit" "notebooks:$first" "notebooks-again:$second_rc"; do
+for part in "unit:$unit" "notebooks:$first" "learner:$learner" "notebooks-again:$second_rc"; do
   [ "${part#*:}" = 0 ] || { echo "FAILED: ${part%%:*}"; rc=1; }
 done
 say "make test: $(elapsed) wall time ($([ $rc = 0 ] && echo passed || echo FAILED))"
