@@ -42,6 +42,7 @@ What a notebook can rely on:
 from __future__ import annotations
 
 import atexit
+import base64
 import html
 import json
 import threading
@@ -601,9 +602,26 @@ class FlowDiagram:
             return self.state.summary()
 
     def html(self, animate: bool = False) -> str:
-        """The current picture as an HTML fragment (static by default), e.g. for a report."""
+        """The current picture as an HTML fragment (static by default), e.g. for a report.
+
+        The static picture is the SVG as an `<img>` (a data: URI), not inline SVG: JupyterLab
+        sanitizes the HTML of an untrusted notebook (one a newcomer just opened) and drops
+        inline SVG, leaving its labels as a run of text, while an image survives; so do
+        GitHub and nbviewer. The animated, inline form is the live widget's.
+        """
         with self._lock:
-            return STATIC_START + render_svg(self.state, animate=animate) + STATIC_END
+            fragment = render_svg(self.state, animate=animate)
+            alt = self.state.totals()
+        if animate:
+            return STATIC_START + fragment + STATIC_END
+        start, end = fragment.index("<svg"), fragment.index("</svg>") + len("</svg>")
+        data = base64.b64encode(fragment[start:end].encode()).decode("ascii")
+        caption = ", ".join(f"{k} {v}" for k, v in alt.items())
+        img = (
+            f'<img class="flow-static" alt="flow diagram: {esc(caption)}" '
+            f'src="data:image/svg+xml;base64,{data}" style="max-width:100%"/>'
+        )
+        return STATIC_START + fragment[:start] + img + fragment[end:] + STATIC_END
 
     def publish_panel(self, show_diagram: bool = True) -> PublishPanel:
         """A form (exchange, routing key, headers, body, Publish) that calls basic_publish.

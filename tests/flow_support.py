@@ -7,7 +7,9 @@ the module, with everything in it.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,3 +55,10 @@ def emptied_channel(vbroker: Broker, prefix: str) -> Iterator[BlockingChannel]:
         if x["name"].startswith(prefix):
             channel.exchange_delete(x["name"])
     connection.close()  # and with it the exclusive queues
+
+
+def static_svg(html: str) -> str:
+    """The SVG document inside the static picture's data: URI."""
+    match = re.search(r'src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', html)
+    assert match, "the static picture is an <img> with an SVG data: URI"
+    return base64.b64decode(match.group(1)).decode()

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from secrets import token_hex
 from urllib.parse import quote
@@ -48,69 +49,134 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def _jupyterlab(root: Path, env: dict[str, str]) -> Iterator[str]:
+    """A JupyterLab server on `root` (127.0.0.1, a free port, a random token): its base URL
+    with `?token=` left for the caller to add, as (base, token)."""
+    port, token = _free_port(), token_hex(16)
+    env = {**env, "JUPYTER_CONFIG_DIR": str(root / ".config")}  # no user settings leak in
+    log_path = root / ".lab.log"
+    log = open(log_path, "wb")  # noqa: SIM115
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.expose_app_in_browser=True",
+        "--ServerApp.port_retries=0",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = requests.get(f"{base}/api/status", params={"token": token}, timeout=1)
+                if r.ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail("JupyterLab did not start:\n" + log_path.read_text())
+            time.sleep(0.2)
+        yield base, token
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
 @pytest.fixture
 def lab(broker: Broker, tmp_path: Path) -> Iterator[tuple[str, Broker]]:
     """A JupyterLab server on a copy of the test notebook; yields (url, vhost broker)."""
     with private_vhost(broker, "browser") as vb:
         shutil.copy(REPO / "tests" / "browser_notebook.ipynb", tmp_path / "flow.ipynb")
-        port, token = _free_port(), token_hex(16)
         env = dict(os.environ)
         user, password = quote(vb.username, safe=""), quote(vb.password, safe="")
         env["AMQP_URL"] = f"amqp://{user}:{password}@{vb.host}:{vb.port}/{quote(vb.vhost, safe='')}"
         env["RABBITMQ_MANAGEMENT_URL"] = vb.management_url
-        env["JUPYTER_CONFIG_DIR"] = str(tmp_path / "config")  # no user settings leak in
-        log = open(tmp_path / "lab.log", "wb")  # noqa: SIM115
-        cmd = [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={tmp_path}",
-            "--LabApp.expose_app_in_browser=True",
-            "--ServerApp.port_retries=0",
-        ]
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            cmd.append("--allow-root")
-        server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    r = requests.get(f"{base}/api/status", params={"token": token}, timeout=1)
-                    if r.ok:
-                        break
-                except requests.ConnectionError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    pytest.fail("JupyterLab did not start:\n" + (tmp_path / "lab.log").read_text())
-                time.sleep(0.2)
+        with _jupyterlab(tmp_path, env) as (base, token):
             yield f"{base}/lab/tree/flow.ipynb?token={token}", vb
+
+
+def _chromium(p):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium (sudo apt-get install chromium); "
+            "`make test` installs it when it can."
+        )
+    return p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+# The committed chapters whose pictures a newcomer sees first (each has flow diagrams).
+UNTRUSTED = ["00_concepts.ipynb", "04_exchanges.ipynb"]
+
+
+def test_committed_diagrams_show_in_an_untrusted_notebook(tmp_path: Path):
+    """A newcomer opens a chapter without running it: JupyterLab does not trust it, so it
+    sanitizes the outputs' HTML. The diagrams must still show as pictures, not text."""
+    from playwright.sync_api import sync_playwright
+
+    for name in UNTRUSTED:
+        shutil.copy(REPO / "notebooks" / name, tmp_path / name)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with _jupyterlab(tmp_path, dict(os.environ)) as (base, token), sync_playwright() as p:
+        browser = _chromium(p)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            for name in UNTRUSTED:
+                page.goto(f"{base}/lab/tree/{name}?token={token}")
+                page.wait_for_selector(".jp-Notebook-cell", timeout=30_000)
+                pictures = ".jp-OutputArea-output img.flow-static"
+                page.wait_for_selector(pictures, state="attached", timeout=20_000)
+                widths = page.evaluate(  # decode every picture: a broken one rejects
+                    f"""() => Promise.all([...document.querySelectorAll('{pictures}')]
+                          .map(i => i.decode().then(() => i.naturalWidth)))"""
+                )
+                assert widths and min(widths) > 100, f"{name}: pictures {widths}"
+                page.evaluate(  # bring the first diagram into view for the screenshot
+                    """async () => {
+                        const nb = window.jupyterapp.shell.currentWidget.content;
+                        const cells = [...nb.model.cells];
+                        const i = cells.findIndex(c => JSON.stringify(c.toJSON().outputs || [])
+                            .includes('flow-static'));
+                        await nb.scrollToItem(i, 'start');
+                    }"""
+                )
+                page.wait_for_timeout(500)
+                shown = len(widths)
+                committed = (REPO / "notebooks" / name).read_text().count("flow-static")
+                assert shown >= 1 and committed >= 1, name
+                # Nothing of an inline SVG leaked out as text (its labels, run together).
+                soup = page.locator(".jp-OutputArea-output svg.flow-svg").count()
+                assert soup == 0, f"{name}: inline SVG in an untrusted output"
+                trusted = page.evaluate(
+                    "() => window.jupyterapp.shell.currentWidget.content.model"
+                    ".cells.get(0).trusted"
+                )
+                assert trusted is False, "the copy must be opened untrusted"
+                page.screenshot(path=str(ARTIFACTS / f"untrusted_{name}.png"))
         finally:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-            log.close()
+            browser.close()
 
 
 def test_flow_diagram_renders_in_jupyterlab(lab):
     from playwright.sync_api import sync_playwright
 
     url, vb = lab
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium (sudo apt-get install chromium); "
-            "`make test` installs it when it can."
-        )
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = _chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url)

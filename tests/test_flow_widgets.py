@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from flow_support import connect, private_vhost
+from flow_support import connect, private_vhost, static_svg
 
 from helpers import Broker
 from helpers.flow import Binding, Exchange, FlowState, Queue, Topology
@@ -47,8 +47,12 @@ def test_display_bundle_has_widget_summary_and_static_html(vbroker):
             )
             html = bundle["text/html"]
             assert html.startswith(STATIC_START) and html.endswith(STATIC_END)
-            assert 'class="exchange"' in html and 'class="queue"' in html
-            assert "<circle" not in html, "the static picture has no moving dots"
+            # An image, not inline SVG: an untrusted notebook's sanitizer keeps only that.
+            assert "<svg" not in html
+            svg = static_svg(html)
+            assert 'class="exchange"' in svg and 'class="queue"' in svg
+            assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg"')
+            assert "<circle" not in svg, "the static picture has no moving dots"
             ch.basic_publish(P + "logs", "", b"hi")
             d.wait_until_caught_up()
             assert "published=1 routed=1" in repr(d)
@@ -95,8 +99,7 @@ def test_publish_panel_really_publishes_and_shows_the_code(vbroker):
             return [
                 c
                 for c in vbroker.management.connections()
-                if c.get("client_properties", {}).get("connection_name")
-                == "tutorial publish panel"
+                if c.get("client_properties", {}).get("connection_name") == "tutorial publish panel"
             ]
 
         deadline = time.monotonic() + 3  # the API lists connections from statistics
