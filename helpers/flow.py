@@ -24,12 +24,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from helpers.errors import ManagementError
 from helpers.trace import TRACE_EXCHANGE, TraceEvent, body_preview
 
 if TYPE_CHECKING:
     from helpers.management import ManagementClient
 
 DEFAULT_EXCHANGE = ""
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"  # the pseudo-queue of direct reply-to
+SERVER_NAMED = "amq.gen-"  # names the broker gives queues declared with ""
+PENDING_GRACE_S = 3.0  # how long a publish to a vanished server-named queue waits for proof
 RECENT = 64  # messages kept for animation and the "last messages" list
 MAX_CLIENTS = 24  # producers/consumer channels drawn; the rest are counted as "others"
 
@@ -52,6 +56,12 @@ class Queue:
     # rejects, expires or drops. The firehose does not trace dead-lettering, so this link
     # comes from the queue's declaration and is drawn without dots.
     dead_letter_exchange: str | None = None
+    type: str = "classic"  # classic, quorum or stream
+
+    @property
+    def counts_lag(self) -> bool:
+        """Whether the management API's counts for it come from lagging statistics."""
+        return self.type != "classic"
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,9 @@ class Topology:
     queues: tuple[Queue, ...] = ()
     bindings: tuple[Binding, ...] = ()
     consumers: tuple[Consumer, ...] = ()
+    # False when the broker does not list consumers: RabbitMQ 4 deprecates the management
+    # metrics behind /api/consumers (`management_metrics_collection`), which then answers 400.
+    consumers_listed: bool = True
 
 
 def read_topology(api: ManagementClient, vhost: str) -> Topology:
@@ -108,6 +121,7 @@ def read_topology(api: ManagementClient, vhost: str) -> Topology:
             int(q.get("messages_unacknowledged") or 0),
             int(q.get("consumers") or 0),
             _dead_letter_exchange(q.get("arguments") or {}),
+            str(q.get("type") or "classic"),
         )
         for q in api.queue_totals(vhost)
     )
@@ -121,6 +135,14 @@ def read_topology(api: ManagementClient, vhost: str) -> Topology:
         )
         for b in api.bindings(vhost)
     )
+    try:
+        listed = api.consumers(vhost)
+    except ManagementError as exc:
+        if " 400" not in str(exc):
+            raise
+        # Metrics collection is off: counts per queue still come from queue_totals, and who
+        # consumed is drawn from the firehose's deliveries.
+        return Topology(exchanges, queues, bindings, (), consumers_listed=False)
     consumers = tuple(
         Consumer(
             c["queue"]["name"],
@@ -130,7 +152,7 @@ def read_topology(api: ManagementClient, vhost: str) -> Topology:
             (c.get("channel_details") or {}).get("connection_name", ""),
             int((c.get("channel_details") or {}).get("number") or 0),
         )
-        for c in api.consumers(vhost)
+        for c in listed
     )
     return Topology(exchanges, queues, bindings, consumers)
 
@@ -172,6 +194,9 @@ class FlowState:
     producers: dict[tuple[str, int], int] = field(default_factory=dict)  # client -> number
     produced: Counter = field(default_factory=Counter)  # (client, exchange) -> messages
     used_exchanges: set[str] = field(default_factory=set)  # built-ins seen in events
+    # Direct reply-to: (replying client, calling client) -> replies. The reply goes straight
+    # to the caller's channel, through no queue, so it is neither routed nor unroutable.
+    direct_replies: Counter = field(default_factory=Counter)
     events: int = 0  # in-scope events applied
     ignored: int = 0  # events outside the scope
 
@@ -179,7 +204,10 @@ class FlowState:
         self.recent: deque[Message] = deque(maxlen=self.recent_size)
         self._seq = 0
         self._scope_cache: tuple[set[str], set[str]] | None = None
-        self._pending: list[tuple[int, str]] = []  # (message seq, queue) to check, see below
+        # (message seq, queue, when) published through the default exchange to a queue the
+        # topology did not hold yet; settled by a later topology or a delivery (see below).
+        self._pending: list[tuple[int, str, float]] = []
+        self._callers: dict[str, tuple[str, int]] = {}  # reply_to address -> requester
 
     # -- scope ------------------------------------------------------------------------------
 
@@ -294,39 +322,55 @@ class FlowState:
 
     # -- feeding it -------------------------------------------------------------------------
 
-    def set_topology(self, topology: Topology) -> bool:
+    def set_topology(self, topology: Topology, now: float | None = None) -> bool:
         """Replace the topology; returns whether anything the diagram shows changed."""
         changed = topology != self.topology
         if changed:
             self.topology = topology
             self._scope_cache = None
-        if self._pending:
-            self._resolve_pending()
+        if self._pending and self._resolve_pending(time.monotonic() if now is None else now):
             changed = True
         if changed:
             self.version += 1
         return changed
 
-    def _resolve_pending(self) -> None:
+    def _resolve_pending(self, now: float) -> bool:
         """Settle messages the default exchange "routed" to queues we did not know yet.
 
         For the default exchange the broker lists the queue named by the routing key in
-        `routed_queues` even when no such queue exists (the message is then dropped), so
-        the queue's existence is checked against the next topology read from the API.
+        `routed_queues` even when no such queue exists (the message is then dropped; checked
+        on 3.10 and 4.3), so that alone proves nothing. Proof that it arrived is the queue in
+        a topology read, or a delivery from it (`_deliver`). A server-named queue (an RPC
+        client's reply queue, say) may live for milliseconds, between two topology reads:
+        it gets `PENDING_GRACE_S` for its delivery to show up before it counts as dropped.
+        Returns whether anything was settled.
         """
         names = {q.name for q in self.topology.queues}
-        reached: dict[int, list[str]] = {}
-        for seq, queue in self._pending:
+        keep: list[tuple[int, str, float]] = []
+        settled = False
+        for seq, queue, at in self._pending:
             if queue in names:
-                self.routed[(DEFAULT_EXCHANGE, queue)] += 1
-                reached.setdefault(seq, []).append(queue)
+                self._settle_routed(seq, queue)
+            elif queue.startswith(SERVER_NAMED) and now - at < PENDING_GRACE_S:
+                keep.append((seq, queue, at))
+                continue
             else:
                 self.unroutable[DEFAULT_EXCHANGE] += 1
-        self._pending.clear()
-        if reached:
-            for i, m in enumerate(self.recent):
-                if m.seq in reached:
-                    self.recent[i] = replace(m, queues=m.queues + tuple(reached[m.seq]))
+            settled = True
+        self._pending = keep
+        return settled
+
+    def _settle_routed(self, seq: int, queue: str) -> None:
+        self.routed[(DEFAULT_EXCHANGE, queue)] += 1
+        for i, m in enumerate(self.recent):
+            if m.seq == seq:
+                self.recent[i] = replace(m, queues=m.queues + (queue,))
+                break
+
+    @property
+    def pending(self) -> int:
+        """Publishes whose fate is not known yet (see `_resolve_pending`)."""
+        return len(self._pending)
 
     def hide_queue(self, name: str) -> None:
         """Never draw this queue (the view's own trace queue)."""
@@ -350,6 +394,8 @@ class FlowState:
 
     def _publish(self, event: TraceEvent, at: float) -> int:
         x = event.exchange
+        if x == DEFAULT_EXCHANGE and event.routing_key.startswith(DIRECT_REPLY_TO + "."):
+            return self._direct_reply(event, at)
         shown = tuple(q for q in event.routed_queues if self.queue_visible(q))
         hidden = [q for q in event.routed_queues if q in self.hidden_queues]
         if hidden and not shown:
@@ -376,16 +422,43 @@ class FlowState:
             self.routed[(x, q)] += 1
         client = self._client(event.client)
         self.produced[(client, x)] += 1
+        if event.reply_to.startswith(DIRECT_REPLY_TO) and len(self._callers) < 10_000:
+            self._callers[event.reply_to] = client
         self._remember(event, "publish", at, shown, client)
         if len(self._pending) < 10_000:
-            self._pending.extend((self._seq, q) for q in unknown)
+            self._pending.extend((self._seq, q, at) for q in unknown)
+        return 1
+
+    def _direct_reply(self, event: TraceEvent, at: float) -> int:
+        """A reply sent with direct reply-to: from the replier straight to the caller.
+
+        RabbitMQ 4 traces it as routed to the address (and traces its delivery); 3.x as
+        routed nowhere. Either way it reached the caller's channel, whom the request named
+        in its reply_to. In scope when the request was (or everything is drawn).
+        """
+        caller = self._callers.get(event.routing_key)
+        if caller is None and self.prefix != "":
+            self.ignored += 1
+            return 0
+        client = self._client(event.client)
+        self.published[DEFAULT_EXCHANGE] += 1
+        self.produced[(client, DEFAULT_EXCHANGE)] += 1
+        self.direct_replies[(client, caller or ("unknown caller", 0))] += 1
+        self._remember(event, "reply", at, (), client)
         return 1
 
     def _deliver(self, event: TraceEvent, at: float) -> int:
         q = event.queue
+        if q.startswith(DIRECT_REPLY_TO):
+            return 0  # counted with its publish (3.x traces no such delivery at all)
         if not self.queue_visible(q):
             self.ignored += 1
             return 0
+        for i, (seq, name, _at) in enumerate(self._pending):
+            if name == q:  # delivered from it: it existed, the message reached it
+                del self._pending[i]
+                self._settle_routed(seq, q)
+                break
         self.delivered[q] += 1
         if event.redelivered:
             self.redelivered[q] += 1
@@ -488,13 +561,19 @@ class FlowState:
         return dict(sorted(out.items()))
 
     def totals(self) -> dict[str, int]:
-        return {
+        """Messages published, copies routed to queues, dropped, delivered, redelivered;
+        and, once there are any, replies sent with direct reply-to (which no queue holds)."""
+        totals = {
             "published": sum(self.published.values()),
             "routed": sum(self.routed.values()),
             "unroutable": sum(self.unroutable.values()),
             "delivered": sum(self.delivered.values()),
             "redelivered": sum(self.redelivered.values()),
         }
+        replies = sum(self.direct_replies.values())
+        if replies:
+            totals["direct_replies"] = replies
+        return totals
 
     def summary(self) -> str:
         """A short deterministic text of what is drawn: no ids, ports, tags or timings.

@@ -64,6 +64,7 @@ class TraceEvent:
     message_id: str = ""
     headers: dict[str, Any] = field(default_factory=dict)
     body: bytes = b""
+    reply_to: str = ""  # the message's reply_to property (request/reply)
 
     @property
     def routing_key(self) -> str:
@@ -102,6 +103,7 @@ def parse(routing_key: str, headers: dict[str, Any] | None, body: bytes) -> Trac
         message_id=_text(props.get("message_id", "") or ""),
         headers=dict(props.get("headers") or {}),
         body=body,
+        reply_to=_text(props.get("reply_to", "") or ""),
     )
 
 
@@ -195,6 +197,10 @@ class Tracer:
         self.queue = ""
         self.was_on = False
         self.events_seen = 0
+        # The broker's own counters include the diagram's traffic: its sync markers (one
+        # publish and one delivery each) and every trace message delivered to it.
+        self.markers_sent = 0
+        self.received = 0
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -284,12 +290,20 @@ class Tracer:
         return True
 
     def consumer_counts(self, queues: list[str], timeout: float = 2.0) -> dict[str, int]:
-        """How many consumers each queue has right now, asked over AMQP (passive declare).
+        """How many consumers each queue has right now (see `queue_counts`)."""
+        return {
+            name: consumers
+            for name, (_ready, consumers) in self.queue_counts(queues, timeout).items()
+        }
 
-        The management API lists consumers from its statistics, which lag by a stats
-        interval; the queue itself answers at once. Queues that are gone are left out.
+    def queue_counts(self, queues: list[str], timeout: float = 2.0) -> dict[str, tuple[int, int]]:
+        """(ready messages, consumers) of each queue right now, asked over AMQP.
+
+        A passive declare is answered by the queue itself, at once, for every queue type;
+        the management API's numbers come from statistics that lag (quorum queues' by
+        seconds). Queues that are gone are left out.
         """
-        result: dict[str, int] = {}
+        result: dict[str, tuple[int, int]] = {}
         done = threading.Event()
 
         def ask() -> None:
@@ -299,7 +313,7 @@ class Tracer:
                         self._aux = self._connection.channel()
                     try:
                         ok = self._aux.queue_declare(name, passive=True)
-                        result[name] = ok.method.consumer_count
+                        result[name] = (ok.method.message_count, ok.method.consumer_count)
                     except pika.exceptions.ChannelClosedByBroker:
                         self._aux = None  # 404: the queue is gone; the channel closed
             finally:
@@ -391,10 +405,12 @@ class Tracer:
     def _send_marker(self, seq: int) -> None:
         props = pika.BasicProperties(message_id=f"{SYNC_ID}{seq}")
         self._channel.basic_publish("", self.queue, b"", props)
+        self.markers_sent += 1
 
     def _on_message(self, _ch: Any, method: Any, props: Any, body: bytes) -> None:
         self._last_tag = method.delivery_tag
         self._unacked += 1
+        self.received += 1
         if method.exchange != TRACE_EXCHANGE:
             mid = props.message_id or ""
             if mid.startswith(SYNC_ID):

@@ -50,6 +50,7 @@ import time
 import uuid
 import weakref
 from collections import Counter
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
 
 ANIMATION_S = 1.4  # how long a dot travels; messages older than this are not animated
 MAX_DOTS = 40  # dots per render; more messages than that are summed up as "+N"
+LAGGING_STATS_S = 1.2  # quorum/stream counts: unchanged this long (> a stats interval)
 TOPOLOGY_EVERY_S = 1.0  # idle refresh of counts and topology from the management API
 TOPOLOGY_AFTER_EVENTS_S = 0.25
 STATIC_START = "<!--flow-diagram-->"
@@ -191,6 +193,27 @@ def _box(
     )
 
 
+def _reply_path(lay: _Layout, replier: tuple[str, int], caller: tuple[str, int]) -> str:
+    """A loop out of the replier's box and back into the caller's, right of both."""
+    (ax, ay), (bx, by) = lay.right(("p", replier)), lay.right(("p", caller))
+    bulge = max(ax, bx) + COL_GAP * 0.6
+    return f"M{ax:.0f},{ay:.0f} C{bulge:.0f},{ay:.0f} {bulge:.0f},{by:.0f} {bx:.0f},{by:.0f}"
+
+
+def _reply_edge(lay: _Layout, replier: tuple[str, int], caller: tuple[str, int], n: int) -> str:
+    """Direct reply-to: the reply goes from the replying program to the caller, no queue."""
+    (ax, ay), (bx, by) = lay.right(("p", replier)), lay.right(("p", caller))
+    lx, ly = max(ax, bx) + COL_GAP * 0.45, (ay + by) / 2
+    return (
+        f'<g class="edge reply"><title>direct reply-to: {n} repl{"y" if n == 1 else "ies"} '
+        f"sent straight to the caller's channel, through no queue</title>"
+        f'<path d="{_reply_path(lay, replier, caller)}" fill="none" stroke="#059669" '
+        f'stroke-width="2" stroke-dasharray="5,4"/>'
+        f'<text x="{lx:.0f}" y="{ly:.0f}" font-size="10" text-anchor="middle" fill="#065f46" '
+        f'paint-order="stroke" stroke="#fff" stroke-width="3">reply · {n}</text></g>'
+    )
+
+
 def _edge(
     a: tuple[float, float],
     b: tuple[float, float],
@@ -291,6 +314,9 @@ def render_svg(state: FlowState, now: float | None = None, animate: bool = True)
             parts.append(
                 _edge(lay.right(("p", client)), lay.left(("x", x)), "", n, css="edge publish")
             )
+    for (replier, caller), n in sorted(state.direct_replies.items(), key=lambda kv: str(kv[0])):
+        if ("p", replier) in lay.pos and ("p", caller) in lay.pos:
+            parts.append(_reply_edge(lay, replier, caller, n))
     # Several bindings between the same two nodes (a queue bound with "info" and "error")
     # share one edge and one label, "error | info", rather than labels drawn on each other.
     grouped: dict[tuple[str, str, str], list[str]] = {}
@@ -458,6 +484,15 @@ def _dots(state: FlowState, lay: _Layout, now: float) -> list[str]:
                 pts = [lay.right(("q", q)), lay.left(node)]
                 out.append(_dot(pts, age, "#7c3aed", title, "dot deliver", vanish=True))
             continue
+        if m.kind == "reply":
+            caller = next(
+                (c for (r, c) in state.direct_replies if r == m.client and ("p", c) in lay.pos),
+                None,
+            )
+            if ("p", m.client) in lay.pos and caller is not None:
+                pts = [lay.right(("p", m.client)), lay.right(("p", caller))]
+                out.append(_dot(pts, age, "#059669", "reply: " + title, "dot reply", vanish=True))
+            continue
         start = [lay.right(("p", m.client))] if ("p", m.client) in lay.pos else []
         if not m.queues:
             if ("x", m.exchange) in lay.pos:
@@ -506,6 +541,10 @@ def _log_line(state: FlowState, m: Message) -> str:
     if m.kind == "deliver":
         again = " (redelivered)" if m.redelivered else ""
         return f"delivered from {esc(m.queues[0])}{again}: {body}"
+    if m.kind == "reply":
+        callers = [c for (r, c) in state.direct_replies if r == m.client]
+        to = esc(state.producer_label(callers[-1])) if callers else "the caller"
+        return f"{esc(state.producer_label(m.client))} → direct reply-to → {to}: {body}"
     where = ", ".join(esc(q) for q in m.queues) if m.queues else None
     if where is None:
         where = "elsewhere (outside the prefix)" if m.hidden_routes else "nowhere: unroutable"
@@ -563,38 +602,83 @@ class FlowDiagram:
 
     # -- what the notebook calls -----------------------------------------------------------
 
-    def wait_until_caught_up(self, timeout: float = 5.0) -> None:
+    def wait_until_caught_up(self, timeout: float = 5.0) -> bool:
         """Block until every message published so far is drawn and the counts have settled.
 
-        Bounded by `timeout` seconds; it returns quietly when that runs out (the picture is
-        then as far as it got). Call it at the end of a cell that publishes or acks, so the
-        state saved with the notebook is the same on every run.
+        Bounded by `timeout` seconds. Returns True when the picture caught up. When it could
+        not (a burst still draining from the firehose, counts the broker had not settled),
+        it returns False and prints one line saying so, never a silently stale picture; the
+        ready counts are then taken from the queues themselves. Call it at the end of a cell
+        that publishes, acks or consumes, so the state saved with the notebook is the same on
+        every run.
         """
         if self.closed:
-            return
+            return True
         deadline = time.monotonic() + timeout
-        self.tracer.settle(max(0.1, deadline - time.monotonic()))
-        # Counts come straight from the queues, but the API lists consumers from statistics
-        # that lag: poll until it agrees with what the queues themselves say.
+        drained = self.tracer.settle(max(0.1, deadline - time.monotonic()))
+        # The queues themselves answer at once (passive declares); the API's consumer list
+        # lags, and so do quorum and stream queues' counts: poll until the API agrees with
+        # the queues and, where counts lag, has held still for a stats interval.
         with self._lock:
             names = [q.name for q in self.state.visible_queues()]
-        expected = self.tracer.consumer_counts(names)
         previous: Topology | None = None
+        still_since = time.monotonic()
         while True:
+            exact = self.tracer.queue_counts(names)
             topology = read_topology(self._api, self.broker.vhost)
+            if topology != previous:
+                still_since = time.monotonic()
             listed = Counter(c.queue for c in topology.consumers)
             # A consumer listed before its channel's statistics arrive has no connection
             # yet, and its deliveries could not be matched to it: not settled either.
             complete = all(c.connection for c in topology.consumers)
-            agreed = complete and all(listed[q] == n for q, n in expected.items())
-            if (agreed and topology == previous) or time.monotonic() > deadline:
+            api = {q.name: q for q in topology.queues}
+            # A quorum queue's passive declare counts a basic_get's checked-out messages as
+            # consumers (seen on 4.3): its consumers are judged by the API holding still.
+            agreed = (
+                complete
+                and all(
+                    api[q].ready == ready
+                    and (
+                        api[q].counts_lag
+                        or not topology.consumers_listed
+                        or listed[q] == consumers
+                    )
+                    for q, (ready, consumers) in exact.items()
+                    if q in api
+                )
+                and self.state.pending == 0
+            )
+            lagging = any(api[q].counts_lag for q in exact if q in api)
+            held = time.monotonic() - still_since >= (LAGGING_STATS_S if lagging else 0)
+            caught = agreed and topology == previous and held
+            if caught or time.monotonic() > deadline:
                 break
             previous = topology
             time.sleep(0.05)
+        if not caught:  # at least the ready counts are the queues' own
+            topology = replace(
+                topology,
+                queues=tuple(
+                    replace(q, ready=exact[q.name][0]) if q.name in exact else q
+                    for q in topology.queues
+                ),
+            )
         with self._lock:
             self.state.set_topology(topology)
             self._render(force=True)
         self._update_display()
+        if not (caught and drained):
+            print(
+                f"(the diagram did not catch up within {timeout:g} s: "
+                + (
+                    "messages are still arriving from the firehose"
+                    if not drained
+                    else "the broker's statistics had not settled"
+                )
+                + "; what it shows may be behind)"
+            )
+        return caught and drained
 
     def summary(self) -> str:
         """The deterministic text of what is drawn now (see FlowState.summary)."""
