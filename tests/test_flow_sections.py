@@ -15,7 +15,7 @@ import pytest
 from flow_support import emptied_channel, private_vhost
 
 from helpers import Broker
-from helpers.widgets import NODE_H, FlowDiagram, _Layout, render_svg
+from helpers.widgets import NODE_H, FlowDiagram, Layout, render_svg
 
 P = "flowdev."
 
@@ -74,7 +74,7 @@ def test_links_between_exchanges_count_messages_and_stay_clear(vbroker, ch):
         # Two messages went through events -> orders, each on to two queues.
         assert "order.# · 2<" in svg
         assert "order.# · 4<" not in svg
-        lay = _Layout(state)
+        lay = Layout(state)
         events_y = lay.pos[("x", P + "events")][1]
         orders_y = lay.pos[("x", P + "orders")][1]
         # The deeper exchange is staggered, so events' straight binding to a queue at

@@ -11,8 +11,8 @@ from flow_support import connect, private_vhost, static_svg
 from helpers import Broker
 from helpers.flow import Binding, Exchange, FlowState, Queue, Topology
 from helpers.trace import TraceEvent
+from helpers.view.svg import MAX_DOTS
 from helpers.widgets import (
-    MAX_DOTS,
     STATIC_END,
     STATIC_START,
     FlowDiagram,

@@ -1,0 +1,313 @@
+"""The live message-flow diagram and the publish panel, for notebooks.
+
+The diagram shows what the real broker did: the topology comes from the management API,
+and each message's path from the firehose (`routed_queues`), never from routing rules
+re-implemented in Python. It is a stock `ipywidgets.HTML` holding inline SVG (SMIL
+animations), so it needs no JupyterLab build, and its last state is saved with the notebook.
+
+Use it in a chapter like this::
+
+    from helpers.widgets import FlowDiagram
+
+    diagram = FlowDiagram(broker, prefix="ch04.")  # only names starting with ch04.
+    diagram                                         # last expression: shows the live diagram
+
+    channel.basic_publish(exchange="ch04.logs", routing_key="kern.error", body=b"disk full")
+    diagram.wait_until_caught_up()   # the picture now shows every message published so far
+
+    diagram.publish_panel()          # the diagram with a form that calls basic_publish
+    diagram.close()                  # firehose off (if we switched it on), trace queue gone
+
+or as a context manager (`with FlowDiagram(broker, prefix="ch04.") as diagram: ...`).
+`prefix` may also be a tuple of prefixes or exact names, to draw one section's objects, e.g.
+`prefix=("ch04.fanout_logs", queue_name)` with a server-named queue (`amq.gen-...`).
+
+What a notebook can rely on:
+
+- Creating the diagram switches the firehose on for `broker.vhost`, and `close()` switches it
+  off again unless it was on before (several diagrams, even in other kernels, share it). Its
+  trace queue is exclusive and auto-delete, and is never drawn: nothing is left behind.
+- `wait_until_caught_up()` blocks (a few seconds at most) until every message published
+  before the call is drawn and the queue counts have settled, so the saved state is the same
+  on every run. Call it at the end of every cell that publishes, acks or consumes.
+- The displayed output's text/plain is the `summary()` of what was drawn when it was first
+  displayed (exchanges, bindings, queues with their counts, message totals; no ids, ports or
+  timings), which nbval compares. `repr(diagram)` is the current summary.
+- Its text/html is a static picture, updated on each `wait_until_caught_up()`, so GitHub
+  and nbviewer show the last state; `tests/nbval_sanitize.cfg` leaves it out of comparisons.
+- At most ~10 renders a second reach the browser, however fast messages arrive.
+- Everything from messages and the broker (bodies, keys, headers, names) is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import threading
+import time
+import uuid
+import weakref
+from collections import Counter
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets
+
+from helpers.flow import FlowState, Topology, read_topology
+from helpers.management import ManagementClient
+from helpers.trace import TraceEvent, Tracer
+from helpers.view.svg import esc, render_svg
+
+if TYPE_CHECKING:
+    from helpers.broker import Broker
+    from helpers.view.panel import PublishPanel
+
+LAGGING_STATS_S = 1.2  # quorum/stream counts: unchanged this long (> a stats interval)
+TOPOLOGY_EVERY_S = 1.0  # idle refresh of counts and topology from the management API
+TOPOLOGY_AFTER_EVENTS_S = 0.25
+STATIC_START = "<!--flow-diagram-->"
+STATIC_END = "<!--/flow-diagram-->"
+
+
+# -- the widget ------------------------------------------------------------------------------
+
+_live: weakref.WeakSet[FlowDiagram] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for diagram in list(_live):
+        diagram.close()
+
+
+class FlowDiagram:
+    """A live picture of what the broker does with messages whose names start with `prefix`.
+
+    Creating it starts a firehose consumer in a background thread; see the module docstring.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        prefix: str | tuple[str, ...] = "",
+        max_renders_per_s: float = 10.0,
+    ):
+        self.broker = broker
+        self.prefix = prefix
+        self.state = FlowState(prefix=prefix)
+        self.widget = ipywidgets.HTML(layout=ipywidgets.Layout(width="100%"))
+        self.widget.add_class("flow-diagram-widget")
+        self.renders = 0
+        self.closed = False
+        self._min_interval = 1.0 / max_renders_per_s
+        self._lock = threading.RLock()
+        self._rendered_version = -1
+        self._last_render = 0.0
+        self._refresh_due = 0.0
+        self._display_id: str | None = None
+        self._display_text = ""
+        self._panel: PublishPanel | None = None
+        # The background thread gets its own HTTP session; this one is for the notebook's.
+        self._api = ManagementClient(broker.management_url, broker.username, broker.password)
+        self._api_bg = ManagementClient(broker.management_url, broker.username, broker.password)
+        self.state.set_topology(read_topology(self._api, broker.vhost))
+        self.tracer = Tracer(broker, self._on_events, self._on_tick)
+        self.tracer.start()
+        self.state.hide_queue(self.tracer.queue)
+        self._render(force=True)
+        _live.add(self)
+
+    # -- what the notebook calls -----------------------------------------------------------
+
+    def wait_until_caught_up(self, timeout: float = 5.0) -> bool:
+        """Block until every message published so far is drawn and the counts have settled.
+
+        Bounded by `timeout` seconds. Returns True when the picture caught up. When it could
+        not (a burst still draining from the firehose, counts the broker had not settled),
+        it returns False and prints one line saying so, never a silently stale picture; the
+        ready counts are then taken from the queues themselves. Call it at the end of a cell
+        that publishes, acks or consumes, so the state saved with the notebook is the same on
+        every run.
+        """
+        if self.closed:
+            return True
+        deadline = time.monotonic() + timeout
+        drained = self.tracer.settle(max(0.1, deadline - time.monotonic()))
+        # The queues themselves answer at once (passive declares); the API's consumer list
+        # lags, and so do quorum and stream queues' counts: poll until the API agrees with
+        # the queues and, where counts lag, has held still for a stats interval.
+        with self._lock:
+            names = [q.name for q in self.state.visible_queues()]
+        previous: Topology | None = None
+        still_since = time.monotonic()
+        while True:
+            exact = self.tracer.queue_counts(names)
+            topology = read_topology(self._api, self.broker.vhost)
+            if topology != previous:
+                still_since = time.monotonic()
+            listed = Counter(c.queue for c in topology.consumers)
+            # A consumer listed before its channel's statistics arrive has no connection
+            # yet, and its deliveries could not be matched to it: not settled either.
+            complete = all(c.connection for c in topology.consumers)
+            api = {q.name: q for q in topology.queues}
+            # A quorum queue's passive declare counts a basic_get's checked-out messages as
+            # consumers (seen on 4.3): its consumers are judged by the API holding still.
+            agreed = (
+                complete
+                and all(
+                    api[q].ready == ready
+                    and (
+                        api[q].counts_lag or not topology.consumers_listed or listed[q] == consumers
+                    )
+                    for q, (ready, consumers) in exact.items()
+                    if q in api
+                )
+                and self.state.pending == 0
+            )
+            lagging = any(api[q].counts_lag for q in exact if q in api)
+            held = time.monotonic() - still_since >= (LAGGING_STATS_S if lagging else 0)
+            caught = agreed and topology == previous and held
+            if caught or time.monotonic() > deadline:
+                break
+            previous = topology
+            time.sleep(0.05)
+        if not caught:  # at least the ready counts are the queues' own
+            topology = replace(
+                topology,
+                queues=tuple(
+                    replace(q, ready=exact[q.name][0]) if q.name in exact else q
+                    for q in topology.queues
+                ),
+            )
+        with self._lock:
+            self.state.set_topology(topology)
+            self._render(force=True)
+        self._update_display()
+        if not (caught and drained):
+            print(
+                f"(the diagram did not catch up within {timeout:g} s: "
+                + (
+                    "messages are still arriving from the firehose"
+                    if not drained
+                    else "the broker's statistics had not settled"
+                )
+                + "; what it shows may be behind)"
+            )
+        return caught and drained
+
+    def summary(self) -> str:
+        """The deterministic text of what is drawn now (see FlowState.summary)."""
+        with self._lock:
+            return self.state.summary()
+
+    def html(self, animate: bool = False) -> str:
+        """The current picture as an HTML fragment (static by default), e.g. for a report.
+
+        The static picture is the SVG as an `<img>` (a data: URI), not inline SVG: JupyterLab
+        sanitizes the HTML of an untrusted notebook (one a newcomer just opened) and drops
+        inline SVG, leaving its labels as a run of text, while an image survives; so do
+        GitHub and nbviewer. The animated, inline form is the live widget's.
+        """
+        with self._lock:
+            fragment = render_svg(self.state, animate=animate)
+            alt = self.state.totals()
+        if animate:
+            return STATIC_START + fragment + STATIC_END
+        start, end = fragment.index("<svg"), fragment.index("</svg>") + len("</svg>")
+        data = base64.b64encode(fragment[start:end].encode()).decode("ascii")
+        caption = ", ".join(f"{k} {v}" for k, v in alt.items())
+        img = (
+            f'<img class="flow-static" alt="flow diagram: {esc(caption)}" '
+            f'src="data:image/svg+xml;base64,{data}" style="max-width:100%"/>'
+        )
+        return STATIC_START + fragment[:start] + img + fragment[end:] + STATIC_END
+
+    def publish_panel(self, show_diagram: bool = True) -> PublishPanel:
+        """A form (exchange, routing key, headers, body, Publish) that calls basic_publish.
+
+        With `show_diagram` the diagram is shown beside it, so display one or the other.
+        """
+        if self._panel is None:
+            from helpers.view.panel import PublishPanel  # the panel module imports this one
+
+            self._panel = PublishPanel(self, show_diagram=show_diagram)
+        return self._panel
+
+    def close(self) -> None:
+        """Stop the firehose consumer, delete its queue, switch tracing off if we were last."""
+        if self.closed:
+            return
+        self.closed = True
+        _live.discard(self)
+        if self._panel is not None:
+            self._panel.close_connection()
+        self.tracer.stop()
+        with self._lock:
+            self._render(force=True)
+
+    def __enter__(self) -> FlowDiagram:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        if self._display_id is None:
+            self._display_id = uuid.uuid4().hex
+            self._display_text = self.summary()
+        display(self._bundle(), raw=True, display_id=self._display_id)
+
+    def _bundle(self) -> dict[str, Any]:
+        data = dict(self.widget._repr_mimebundle_() or {})
+        data["text/plain"] = self._display_text or self.summary()
+        data["text/html"] = self.html()
+        return data
+
+    def _update_display(self) -> None:
+        if self._display_id is None:
+            return
+        from IPython.display import update_display
+
+        update_display(self._bundle(), raw=True, display_id=self._display_id)
+
+    # -- the background thread -------------------------------------------------------------
+
+    def _on_events(self, events: list[TraceEvent]) -> None:
+        with self._lock:
+            if self.state.add_events(events):
+                self._refresh_due = min(
+                    self._refresh_due, time.monotonic() + TOPOLOGY_AFTER_EVENTS_S
+                )
+
+    def _on_tick(self) -> None:
+        now = time.monotonic()
+        if now >= self._refresh_due:
+            self._refresh_due = now + TOPOLOGY_EVERY_S
+            try:
+                topology = read_topology(self._api_bg, self.broker.vhost)
+            except Exception:  # a hiccup of the API: keep the last picture
+                topology = None
+            if topology is not None:
+                with self._lock:
+                    self.state.set_topology(topology)
+        if now - self._last_render >= self._min_interval:
+            with self._lock:
+                self._render()
+
+    def _render(self, force: bool = False) -> None:
+        """Render if something changed (always with `force`); caller holds the lock."""
+        if not force and self.state.version == self._rendered_version:
+            return
+        self._rendered_version = self.state.version
+        self._last_render = time.monotonic()
+        value = render_svg(self.state, now=self._last_render)
+        if self.closed:
+            value += '<div style="font:11px sans-serif;color:#6b7280">(closed)</div>'
+        if value != self.widget.value:
+            self.widget.value = value
+            self.renders += 1
