@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from helpers.errors import ManagementError
-from helpers.trace import TRACE_EXCHANGE, TraceEvent, body_preview
+from helpers.trace import TRACE_EXCHANGE, TRACING_MARK, TraceEvent, body_preview
 
 if TYPE_CHECKING:
     from helpers.management import ManagementClient
@@ -261,7 +261,7 @@ class FlowState:
                 if src in exchanges and alt not in exchanges:
                     exchanges.add(alt)
                     changed = True
-        exchanges.discard(TRACE_EXCHANGE)
+        exchanges -= {TRACE_EXCHANGE, TRACING_MARK}  # the diagrams' own, never drawn
         self._scope_cache = (queues, exchanges)
         return self._scope_cache
 

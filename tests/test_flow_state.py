@@ -16,6 +16,7 @@ import pytest
 from flow_support import emptied_channel, private_vhost, static_svg
 
 from helpers import Broker
+from helpers.trace import TRACING_MARK
 from helpers.widgets import FlowDiagram
 
 P = "flowdev."
@@ -242,9 +243,9 @@ def test_prefix_scopes_and_trace_queue_is_never_drawn(vbroker, diagram, channel)
             shown = {q.name for q in everything.state.visible_queues()}
             assert {"other.queue", P + "mine"} <= shown
             assert not any(n.startswith("amq.gen-") for n in shown), "trace queues are hidden"
-            assert "amq.rabbitmq.trace" not in {
-                x.name for x in everything.state.visible_exchanges()
-            }
+            drawn = {x.name for x in everything.state.visible_exchanges()}
+            assert "amq.rabbitmq.trace" not in drawn
+            assert TRACING_MARK not in drawn, "the diagrams' own marker is never drawn"
     finally:
         channel.queue_delete("other.queue")
 
