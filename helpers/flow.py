@@ -18,6 +18,7 @@ Memory is bounded: counters per drawn object and a short window of recent messag
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter, deque
 from collections.abc import Iterable
@@ -35,6 +36,7 @@ DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"  # the pseudo-queue of direct reply-to
 SERVER_NAMED = "amq.gen-"  # names the broker gives queues declared with ""
 PENDING_GRACE_S = 3.0  # how long a publish to a vanished server-named queue waits for proof
 RECENT = 64  # messages kept for animation and the "last messages" list
+PREVIEW_SOURCE = 256  # bytes of each recent body kept for its preview
 MAX_CLIENTS = 24  # producers/consumer channels drawn; the rest are counted as "others"
 
 
@@ -159,21 +161,34 @@ def read_topology(api: ManagementClient, vhost: str) -> Topology:
 
 @dataclass(frozen=True)
 class Message:
-    """One recent publish or delivery, as the diagram draws and lists it."""
+    """One recent publish or delivery, as the diagram draws and lists it.
+
+    It keeps the raw start of the body and the headers, and makes the text shown from them
+    only when it is drawn: a burst brings thousands of messages, of which the last few are.
+    """
 
     seq: int
-    kind: str  # "publish" or "deliver"
+    kind: str  # "publish", "deliver" or "reply" (direct reply-to)
     at: float  # time.monotonic() when the view received it
     exchange: str
     routing_key: str
     queues: tuple[str, ...]  # publish: in-scope queues reached; deliver: (queue,)
     client: tuple[str, int]  # (connection, channel) of the producer or consumer
-    body: str  # plain-text preview, not escaped
-    size: int
+    payload: bytes  # the first bytes of the body
+    size: int  # the whole body's size
     message_id: str = ""
-    headers: str = ""
+    raw_headers: tuple[tuple[str, Any], ...] = ()
     redelivered: bool = False
     hidden_routes: int = 0  # queues reached outside the prefix
+
+    @property
+    def body(self) -> str:
+        """A plain-text preview of the body (not escaped)."""
+        return body_preview(self.payload, size=self.size)
+
+    @property
+    def headers(self) -> str:
+        return ", ".join(f"{k}={_short(v)}" for k, v in self.raw_headers)
 
 
 @dataclass
@@ -483,7 +498,6 @@ class FlowState:
         client: tuple[str, int],
     ) -> None:
         self._seq += 1
-        headers = ", ".join(f"{k}={_short(v)}" for k, v in list(event.headers.items())[:4])
         self.recent.append(
             Message(
                 self._seq,
@@ -493,10 +507,10 @@ class FlowState:
                 event.routing_key,
                 queues,
                 client,
-                body_preview(event.body),
+                event.body[:PREVIEW_SOURCE],
                 len(event.body),
                 event.message_id,
-                headers,
+                tuple(itertools.islice(event.headers.items(), 4)),
                 event.redelivered,
                 sum(1 for q in event.routed_queues if not self.queue_visible(q)),
             )

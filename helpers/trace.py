@@ -107,21 +107,27 @@ def parse(routing_key: str, headers: dict[str, Any] | None, body: bytes) -> Trac
     )
 
 
-def body_preview(body: bytes, limit: int = PREVIEW_CHARS) -> str:
+def body_preview(body: bytes, limit: int = PREVIEW_CHARS, size: int | None = None) -> str:
     """A short, plain-text preview of a body: text if it is UTF-8, else hex plus the size.
 
-    The result is *not* HTML-escaped: whoever puts it into HTML or SVG must escape it.
+    Only the first few bytes are looked at (it runs for every message of a burst). `size` is
+    the whole body's length when `body` is already cut short. The result is *not*
+    HTML-escaped: whoever puts it into HTML or SVG must escape it.
     """
+    size = len(body) if size is None else size
+    head = body[: limit * 4]  # at most 4 bytes a character
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    if text is not None and all(c.isprintable() or c in "\n\t" for c in text):
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A character cut in two at the end of `head` is not binary data.
+        cut = exc.start >= len(head) - 3 and (len(head) < size or len(head) < len(body))
+        text = head[: exc.start].decode("utf-8") if cut else None
+    if text is not None and all(c.isprintable() or c in "\n\t" for c in text[:limit]):
         text = text.replace("\n", "↵").replace("\t", " ")
-        return text if len(text) <= limit else text[: limit - 1] + "…"
-    head = body[:PREVIEW_BYTES].hex(" ")
-    more = "…" if len(body) > PREVIEW_BYTES else ""
-    return f"0x {head}{more} ({len(body)} bytes)"
+        long = len(text) > limit or len(head) < size
+        return text[: limit - 1] + "…" if long else text
+    more = "…" if size > PREVIEW_BYTES else ""
+    return f"0x {body[:PREVIEW_BYTES].hex(' ')}{more} ({size} bytes)"
 
 
 # -- the reference count of tracing, kept on the broker -----------------------------------

@@ -86,3 +86,7 @@ def test_body_preview_text_binary_and_long():
     assert len(long) == 40 and long.endswith("…")
     assert body_preview(b"\x00\x01\xff") == "0x 00 01 ff (3 bytes)"
     assert body_preview(bytes(100)).endswith("… (100 bytes)")
+    # Only the start is read: a long text body, and one cut inside a character, stay text.
+    assert body_preview(("é" * 5000).encode()) == "é" * 39 + "…"
+    assert body_preview(("é" * 80).encode()[:161], size=10_000) == "é" * 39 + "…"
+    assert body_preview(b"ok" + bytes(300)).startswith("0x 6f 6b 00")
