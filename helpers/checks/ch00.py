@@ -1,15 +1,22 @@
 """Self-check for chapter 00 (concepts): one queue, one binding, one routed message.
 
-The exercise asks the learner to build the smallest piece of topology that works: a queue
-`ch00.exercise`, bound to the chapter's exchange `ch00.greetings` with the routing key
+The exercise asks the learner to build the smallest piece of topology that works: a durable
+queue `ch00.exercise`, bound to the chapter's exchange `ch00.greetings` with the routing key
 `practice`, holding a message that went through that exchange. The check reads the broker's
 real state through the management API, in the order a learner builds it, and names the
-first thing that is missing. It never routes anything itself.
+first thing that is missing or wrong. It never routes anything itself.
+
+The mistakes it names on their own: a queue that is not durable (RabbitMQ 4 refuses it and
+closes the connection, so the queue is missing; older brokers create it), the lesson's key
+`hello` (or another) instead of `practice`, and a message sent straight to the queue through
+the default exchange instead of through `ch00.greetings`.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
+from urllib.parse import quote
 
 from helpers.broker import Broker
 from helpers.checks import CheckResult, hint, passed
@@ -17,6 +24,7 @@ from helpers.checks import CheckResult, hint, passed
 EXCHANGE = "ch00.greetings"
 QUEUE = "ch00.exercise"
 ROUTING_KEY = "practice"
+PEEK = 100  # messages looked at (and put back) to see which exchange they came through
 
 
 def check_exercise(
@@ -26,7 +34,8 @@ def check_exercise(
     routing_key: str = ROUTING_KEY,
     wait_s: float = 2.0,
 ) -> CheckResult:
-    """Is `queue` bound to `exchange` with `routing_key`, and does it hold a message?
+    """Is `queue` durable, bound to `exchange` with `routing_key`, and does it hold a message
+    that came through `exchange`?
 
     Why wait: a publish without confirms has no reply, so the check may run a moment before
     the queue has the message; it polls the queue's live count for up to `wait_s` seconds
@@ -38,9 +47,17 @@ def check_exercise(
             f"The exchange {exchange!r} is gone: run the cells of the section "
             "'The life of one message' again, then redo the exercise."
         )
-    if api.queue(queue, broker.vhost) is None:
+    info = api.queue(queue, broker.vhost)
+    if info is None:
         return hint(
-            f"There is no queue named {queue!r} yet: declare it first (durable=True)."
+            f"There is no queue named {queue!r} yet: declare it with durable=True (RabbitMQ 4 "
+            "refuses a queue that is neither durable nor exclusive and closes the connection; "
+            "an exclusive queue disappears when your `with` block closes the connection)."
+        )
+    if not info.get("durable"):
+        return hint(
+            f"{queue!r} exists but is not durable: delete it "
+            f"(channel.queue_delete(queue={queue!r})) and declare it again with durable=True."
         )
 
     keys = sorted(
@@ -67,6 +84,19 @@ def check_exercise(
             f"{queue!r} is bound correctly but holds no message: publish one to the exchange "
             f"{exchange!r} with the routing key {routing_key!r}."
         )
+    sources = {m.get("exchange", "") for m in _peek(broker, queue)}
+    if sources and exchange not in sources:
+        if "" in sources:
+            return hint(
+                f"Your message went straight to {queue!r} through the default exchange "
+                f'(exchange="", routing key = the queue\'s name), not through {exchange!r}: '
+                f"publish to the exchange {exchange!r}, so that your binding routes it."
+            )
+        found = ", ".join(repr(s) for s in sorted(sources))
+        return hint(
+            f"The messages in {queue!r} came through {found}, not through {exchange!r}: "
+            f"publish to the exchange {exchange!r}."
+        )
     return passed(
         f"{queue} is bound to {exchange} with the key {routing_key!r}, and the broker routed "
         "a message into it."
@@ -84,3 +114,12 @@ def _wait_for_message(broker: Broker, queue: str, wait_s: float) -> int:
         if total or time.monotonic() >= deadline:
             return total
         time.sleep(0.1)
+
+
+def _peek(broker: Broker, queue: str) -> list[dict[str, Any]]:
+    """The ready messages of `queue`, read and put back (the management UI's "Get messages"
+    with "Nack message requeue true"): each says which exchange it was published to.
+    Unacked messages (held by a consumer) are not seen; then the answer is empty."""
+    path = f"queues/{quote(broker.vhost, safe='')}/{quote(queue, safe='')}/get"
+    body = {"count": PEEK, "ackmode": "ack_requeue_true", "encoding": "auto", "truncate": 64}
+    return broker.management.request("POST", path, json=body) or []
