@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 DEFAULT_EXCHANGE = ""
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"  # the pseudo-queue of direct reply-to
 SERVER_NAMED = "amq.gen-"  # names the broker gives queues declared with ""
+FADE_S = 8.0  # a client whose connection closed fades for this long, then is not drawn
 PENDING_GRACE_S = 3.0  # how long a publish to a vanished server-named queue waits for proof
 RECENT = 64  # messages kept for animation and the "last messages" list
 PREVIEW_SOURCE = 256  # bytes of each recent body kept for its preview
@@ -103,6 +104,10 @@ class Topology:
     # False when the broker does not list consumers: RabbitMQ 4 deprecates the management
     # metrics behind /api/consumers (`management_metrics_collection`), which then answers 400.
     consumers_listed: bool = True
+    # The vhost's open connections: (the broker's name for it, what to call it). The name a
+    # client gave (`connection_name`) when it gave one, else its address.
+    connections: tuple[tuple[str, str], ...] = ()
+    connections_listed: bool = False
 
 
 def read_topology(api: ManagementClient, vhost: str) -> Topology:
@@ -127,6 +132,17 @@ def read_topology(api: ManagementClient, vhost: str) -> Topology:
         )
         for q in api.queue_totals(vhost)
     )
+    try:
+        connections = tuple(
+            sorted(
+                (c["name"], _connection_label(c))
+                for c in api.connections()
+                if c.get("vhost") == vhost
+            )
+        )
+        connections_listed = True
+    except ManagementError:
+        connections, connections_listed = (), False
     bindings = tuple(
         Binding(
             b["source"],
@@ -144,7 +160,15 @@ def read_topology(api: ManagementClient, vhost: str) -> Topology:
             raise
         # Metrics collection is off: counts per queue still come from queue_totals, and who
         # consumed is drawn from the firehose's deliveries.
-        return Topology(exchanges, queues, bindings, (), consumers_listed=False)
+        return Topology(
+            exchanges,
+            queues,
+            bindings,
+            (),
+            consumers_listed=False,
+            connections=connections,
+            connections_listed=connections_listed,
+        )
     consumers = tuple(
         Consumer(
             c["queue"]["name"],
@@ -156,7 +180,24 @@ def read_topology(api: ManagementClient, vhost: str) -> Topology:
         )
         for c in listed
     )
-    return Topology(exchanges, queues, bindings, consumers)
+    return Topology(
+        exchanges,
+        queues,
+        bindings,
+        consumers,
+        connections=connections,
+        connections_listed=connections_listed,
+    )
+
+
+def _connection_label(connection: dict[str, Any]) -> str:
+    named = (connection.get("client_properties") or {}).get("connection_name")
+    return str(named) if named else client_address(connection["name"])
+
+
+def client_address(broker_name: str) -> str:
+    """The client's side of the broker's name for a connection ("ip:port -> ip:port")."""
+    return broker_name.split(" -> ")[0]
 
 
 @dataclass(frozen=True)
@@ -212,6 +253,9 @@ class FlowState:
     # Direct reply-to: (replying client, calling client) -> replies. The reply goes straight
     # to the caller's channel, through no queue, so it is neither routed nor unroutable.
     direct_replies: Counter = field(default_factory=Counter)
+    # Clients whose connection has closed, and since when: their boxes fade, then go (their
+    # counts stay in the totals), so many short-lived programs do not pile up.
+    gone_at: dict[tuple[str, int], float] = field(default_factory=dict)
     events: int = 0  # in-scope events applied
     ignored: int = 0  # events outside the scope
 
@@ -339,15 +383,37 @@ class FlowState:
 
     def set_topology(self, topology: Topology, now: float | None = None) -> bool:
         """Replace the topology; returns whether anything the diagram shows changed."""
+        now = time.monotonic() if now is None else now
         changed = topology != self.topology
         if changed:
             self.topology = topology
             self._scope_cache = None
-        if self._pending and self._resolve_pending(time.monotonic() if now is None else now):
+            if topology.connections_listed:
+                self._note_gone(now)
+        if self._pending and self._resolve_pending(now):
             changed = True
         if changed:
             self.version += 1
         return changed
+
+    def _note_gone(self, now: float) -> None:
+        open_now = {name for name, _label in self.topology.connections}
+        clients = set(self.producers) | {client for _q, client in self.deliveries_to}
+        for client in clients:
+            if client[0] in open_now:
+                self.gone_at.pop(client, None)
+            else:
+                self.gone_at.setdefault(client, now)
+
+    def fading(self, client: tuple[str, int], now: float) -> float:
+        """0 for a live client; up to 1 as its box fades after its connection closed."""
+        gone = self.gone_at.get(client)
+        return 0.0 if gone is None else min(1.0, (now - gone) / FADE_S)
+
+    def connection_label(self, client: tuple[str, int]) -> str:
+        """What to call a client's connection: the name it gave, else its address."""
+        labels = dict(self.topology.connections)
+        return labels.get(client[0]) or client_address(client[0])
 
     def _resolve_pending(self, now: float) -> bool:
         """Settle messages the default exchange "routed" to queues we did not know yet.
@@ -484,7 +550,8 @@ class FlowState:
 
     def _client(self, client: tuple[str, int]) -> tuple[str, int]:
         if client not in self.producers:
-            if len(self.producers) >= MAX_CLIENTS:
+            live = sum(1 for c in self.producers if c not in self.gone_at)
+            if live >= MAX_CLIENTS:
                 return ("others", 0)
             self.producers[client] = len(self.producers) + 1
         return client

@@ -62,11 +62,31 @@ if TYPE_CHECKING:
     from helpers.broker import Broker
     from helpers.view.panel import PublishPanel
 
-LAGGING_STATS_S = 1.2  # quorum/stream counts: unchanged this long (> a stats interval)
+LAGGING_STATS_S = 1.2  # unconfirmed counts: unchanged this long (> a stats interval)
 TOPOLOGY_EVERY_S = 1.0  # idle refresh of counts and topology from the management API
 TOPOLOGY_AFTER_EVENTS_S = 0.25
 STATIC_START = "<!--flow-diagram-->"
 STATIC_END = "<!--/flow-diagram-->"
+
+
+class CaughtUp:
+    """What `wait_until_caught_up()` found: true when the picture caught up.
+
+    It shows nothing as the last line of a cell (the one-line note was printed already), so
+    the chapters' saved outputs do not change with it.
+    """
+
+    def __init__(self, ok: bool, why: str = "") -> None:
+        self.ok, self.why = ok, why
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __repr__(self) -> str:
+        return f"CaughtUp({self.ok}{', ' + repr(self.why) if self.why else ''})"
+
+    def _ipython_display_(self) -> None:
+        pass
 
 
 # -- the widget ------------------------------------------------------------------------------
@@ -119,18 +139,19 @@ class FlowDiagram:
 
     # -- what the notebook calls -----------------------------------------------------------
 
-    def wait_until_caught_up(self, timeout: float = 5.0) -> bool:
+    def wait_until_caught_up(self, timeout: float = 5.0) -> CaughtUp:
         """Block until every message published so far is drawn and the counts have settled.
 
-        Bounded by `timeout` seconds. Returns True when the picture caught up. When it could
-        not (a burst still draining from the firehose, counts the broker had not settled),
-        it returns False and prints one line saying so, never a silently stale picture; the
-        ready counts are then taken from the queues themselves. Call it at the end of a cell
+        Bounded by `timeout` seconds. Returns a true `CaughtUp` when the picture caught up
+        (it shows nothing as a cell's last line). When it could not (a burst still draining
+        from the firehose, counts the broker had not settled), it returns a false one and
+        prints one line saying so, never a silently stale picture; the ready counts are then
+        taken from the queues themselves. Call it at the end of a cell
         that publishes, acks or consumes, so the state saved with the notebook is the same on
         every run.
         """
         if self.closed:
-            return True
+            return CaughtUp(True)
         deadline = time.monotonic() + timeout
         drained = self.tracer.settle(max(0.1, deadline - time.monotonic()))
         # The queues themselves answer at once (passive declares); the API's consumer list
@@ -164,7 +185,12 @@ class FlowDiagram:
                 )
                 and self.state.pending == 0
             )
-            lagging = any(api[q].counts_lag for q in exact if q in api)
+            # Counts the queues themselves could not confirm (quorum and stream queues; another
+            # connection's exclusive queue, which refuses a passive declare with 405) must
+            # hold still for a stats interval instead.
+            lagging = any(api[q].counts_lag for q in exact if q in api) or any(
+                q in api and q not in exact for q in names
+            )
             held = time.monotonic() - still_since >= (LAGGING_STATS_S if lagging else 0)
             caught = agreed and topology == previous and held
             if caught or time.monotonic() > deadline:
@@ -184,16 +210,17 @@ class FlowDiagram:
             self._render(force=True)
         self._update_display()
         if not (caught and drained):
-            print(
-                f"(the diagram did not catch up within {timeout:g} s: "
-                + (
-                    "messages are still arriving from the firehose"
-                    if not drained
-                    else "the broker's statistics had not settled"
-                )
-                + "; what it shows may be behind)"
+            why = (
+                "messages are still arriving from the firehose"
+                if not drained
+                else "the broker's statistics had not settled"
             )
-        return caught and drained
+            print(
+                f"(the diagram did not catch up within {timeout:g} s: {why}; "
+                "what it shows may be behind)"
+            )
+            return CaughtUp(False, why)
+        return CaughtUp(True)
 
     def summary(self) -> str:
         """The deterministic text of what is drawn now (see FlowState.summary)."""

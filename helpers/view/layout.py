@@ -6,35 +6,51 @@ column each; no drawing, no widgets, so it is tested without a browser.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from helpers.flow import FlowState
 
-NODE_W, NODE_H, COL_GAP, ROW_GAP, MARGIN = 150, 44, 100, 18, 16
+NODE_W, NODE_H, COL_GAP, ROW_GAP, MARGIN = 150, 50, 100, 18, 16
+LEGEND_H = 40  # the totals and what they count, under the boxes
 
 
 class Layout:
     """Node positions: producers | exchanges (by depth) | queues | consumers."""
 
-    def __init__(self, state: FlowState):
+    def __init__(self, state: FlowState, now: float | None = None):
         self.state = state
+        self.now = time.monotonic() if now is None else now
         self.exchanges = state.visible_exchanges()
         self.queues = state.visible_queues()
         self.bindings = state.visible_bindings()
         self.alternates = state.alternate_links()
         self.consumers = state.visible_consumers()
         queue_names = {q.name for q in self.queues}
+        # Programs that hung up fade, then leave the picture (their counts stay in the totals).
+        def here(client: tuple[str, int]) -> bool:
+            return state.fading(client, self.now) < 1.0
+
         self.producers = sorted(
-            {c for (c, _x), _n in state.produced.items()}, key=lambda c: state.producers.get(c, 99)
+            {c for (c, _x), _n in state.produced.items() if here(c)},
+            key=lambda c: state.producers.get(c, 99),
         )
         with_consumer = {(c.queue, c.connection, c.channel) for c in self.consumers}
         self.getters = sorted(
             {
                 (q, client)
                 for (q, client) in state.deliveries_to
-                if q in queue_names and (q, *client) not in with_consumer
+                if q in queue_names and (q, *client) not in with_consumer and here(client)
             }
         )
+        # One colour per program (connection), in order of appearance, shared by its producer
+        # and consumer boxes.
+        self.programs: dict[str, int] = {}
+        for conn in [c[0] for c in self.producers] + [
+            *(c.connection for c in self.consumers),
+            *(client[0] for _q, client in self.getters),
+        ]:
+            self.programs.setdefault(conn, len(self.programs))
         depth = {x.name: 0 for x in self.exchanges}
         links = [
             (b.source, b.destination) for b in self.bindings if b.destination_type == "exchange"
@@ -65,13 +81,13 @@ class Layout:
         # Exchanges behind other exchanges sit half a row lower, so that a binding which
         # passes their column on its way to a queue is not hidden behind their box.
         stagger = (NODE_H + ROW_GAP) / 2 if self.levels > 1 else 0
-        self.height = MARGIN * 2 + rows * NODE_H + (rows - 1) * ROW_GAP + 24 + stagger
+        self.height = MARGIN * 2 + rows * NODE_H + (rows - 1) * ROW_GAP + LEGEND_H + stagger
         ncols = (max(columns) + 1) if columns else 1
         self.width = MARGIN * 2 + ncols * NODE_W + (ncols - 1) * COL_GAP
         for col, nodes in columns.items():
             total = len(nodes) * NODE_H + (len(nodes) - 1) * ROW_GAP
             shift = stagger if col_x0 < col < col_q else 0
-            top = (self.height - 24 - stagger - total) / 2 + shift
+            top = (self.height - LEGEND_H - stagger - total) / 2 + shift
             for i, node in enumerate(nodes):
                 x = MARGIN + col * (NODE_W + COL_GAP)
                 self.pos[node] = (x, top + i * (NODE_H + ROW_GAP))

@@ -17,12 +17,13 @@ if TYPE_CHECKING:
     from helpers.view.diagram import FlowDiagram
 
 
-class PublishPanel(ipywidgets.HBox):
+class PublishPanel(ipywidgets.VBox):
     """Choose an exchange, type a routing key, headers and a body, press Publish.
 
-    It calls the real `channel.basic_publish` on its own connection (opened on first use and
-    closed with the diagram), shows the exact code it ran, and where the broker put the
-    message, read back from the firehose.
+    It calls the real `channel.basic_publish` on a connection of its own for each click,
+    shows the exact code it ran, and where the broker put the message, read back from the
+    firehose. The form sits above the diagram, which keeps the notebook's full width (beside
+    it, on a laptop screen, the picture shrank to unreadable).
     """
 
     def __init__(self, diagram: FlowDiagram, show_diagram: bool = True):
@@ -37,20 +38,16 @@ class PublishPanel(ipywidgets.HBox):
         self.result = ipywidgets.HTML()
         self.button.on_click(lambda _b: self.publish_from_form())
         self.refresh_exchanges()
-        form = ipywidgets.VBox(
+        fields = ipywidgets.HBox(
             [
-                self.exchange,
-                self.routing_key,
-                self.headers,
-                self.body,
-                self.button,
-                self.result,
-                self.code,
+                ipywidgets.VBox([self.exchange, self.routing_key, self.button]),
+                ipywidgets.VBox([self.headers, self.body]),
             ],
-            layout=ipywidgets.Layout(min_width="320px"),
+            layout=ipywidgets.Layout(flex_flow="row wrap"),
         )
+        form = ipywidgets.VBox([fields, self.result, self.code])
         children = [form, diagram.widget] if show_diagram else [form]
-        super().__init__(children)
+        super().__init__(children, layout=ipywidgets.Layout(width="100%"))
 
     def __repr__(self) -> str:
         return f"PublishPanel(prefix={self.diagram.prefix!r})"

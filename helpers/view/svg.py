@@ -39,19 +39,50 @@ def _curve(a: tuple[float, float], b: tuple[float, float]) -> str:
 
 
 def _box(
-    lay: Layout, node: tuple[str, Any], kind: str, title: str, line1: str, line2: str, css: str
+    lay: Layout,
+    node: tuple[str, Any],
+    kind: str,
+    title: str,
+    line1: str,
+    line2: str,
+    css: str,
+    line3: str = "",
+    program: str | None = None,
+    faded: float = 0.0,
 ) -> str:
+    """A box with a bold first line; the full `title` shows on hover. Producer and consumer
+    boxes of one connection (`program`) share a coloured stripe, so one program's two sides
+    read as one; a box whose connection has closed fades out."""
     x, y = lay.pos[node]
     fill, stroke = COLORS[kind]
-    return (
-        f'<g class="{css}" data-name="{esc(title)}"><title>{esc(title)}</title>'
-        f'<rect x="{x:.0f}" y="{y:.0f}" width="{NODE_W}" height="{NODE_H}" rx="8" '
-        f'fill="{fill}" stroke="{stroke}" stroke-width="1.5"/>'
-        f'<text x="{x + 8:.0f}" y="{y + 18:.0f}" font-size="12" font-weight="600" '
-        f'fill="#111827">{esc(_clip(line1))}</text>'
-        f'<text x="{x + 8:.0f}" y="{y + 35:.0f}" font-size="11" fill="#4b5563">'
-        f"{esc(_clip(line2, 24))}</text></g>"
+    opacity = f' opacity="{1 - 0.7 * faded:.2f}"' if faded else ""
+    stripe = ""
+    if program is not None:
+        stripe = (
+            f'<rect class="program" x="{x:.0f}" y="{y + 4:.0f}" width="5" height="{NODE_H - 8}" '
+            f'rx="2" fill="{PROGRAM_COLORS[lay.programs.get(program, 0) % len(PROGRAM_COLORS)]}"/>'
+        )
+    third = (
+        f'<text x="{x + 10:.0f}" y="{y + 44:.0f}" font-size="10" fill="#6b7280">'
+        f"{esc(_clip(line3, 26))}</text>"
+        if line3
+        else ""
     )
+    return (
+        f'<g class="{css}" data-name="{esc(title)}"{opacity}><title>{esc(title)}</title>'
+        f'<rect x="{x:.0f}" y="{y:.0f}" width="{NODE_W}" height="{NODE_H}" rx="8" '
+        f'fill="{fill}" stroke="{stroke}" stroke-width="1.5"/>{stripe}'
+        f'<text x="{x + 10:.0f}" y="{y + 17:.0f}" font-size="12" font-weight="600" '
+        f'fill="#111827">{esc(_clip(line1))}</text>'
+        f'<text x="{x + 10:.0f}" y="{y + 31:.0f}" font-size="11" fill="#4b5563">'
+        f"{esc(_clip(line2, 24))}</text>{third}</g>"
+    )
+
+
+LABEL_LINE = 12  # px between stacked labels
+
+PROGRAM_COLORS = ("#2563eb", "#db2777", "#059669", "#d97706", "#7c3aed", "#0891b2", "#65a30d")
+
 
 
 def _reply_path(lay: Layout, replier: tuple[str, int], caller: tuple[str, int]) -> str:
@@ -82,7 +113,14 @@ def _edge(
     count: int,
     dashed: bool = False,
     css: str = "edge",
+    slot: int | None = None,
 ) -> str:
+    """A curve from a to b, labelled with `label` and the count of messages it carried.
+
+    With `slot` the label sits just before b, above the curve's end (the n-th label into b
+    one line higher): edges fanning out of one exchange are far apart there, while at
+    their middles, all near the exchange, their labels would be drawn over each other.
+    """
     color = "#6b7280" if count else "#d1d5db"
     dash = ' stroke-dasharray="5,4"' if dashed else ""
     hover = f"<title>{esc(label)}</title>" if len(label) > 22 else ""  # the clipped rest
@@ -90,13 +128,16 @@ def _edge(
         f'<g class="{css}">{hover}<path d="{_curve(a, b)}" fill="none" stroke="{color}" '
         f'stroke-width="{2 if count else 1.2}"{dash}/>'
     )
-    mx, my = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
     text = " · ".join(t for t in (_clip(label, 22), str(count) if count else "") if t)
     if text:
+        if slot is None:
+            x, y, anchor = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2 - 4, "middle"
+        else:
+            x, y, anchor = b[0] - 6, b[1] - 5 - LABEL_LINE * slot, "end"
         out += (
-            f'<text x="{mx:.0f}" y="{my - 4:.0f}" font-size="10" text-anchor="middle" '
-            f'fill="#374151" paint-order="stroke" stroke="#fff" stroke-width="3">'
-            f"{esc(text)}</text>"
+            f'<text class="label" x="{x:.0f}" y="{y:.0f}" font-size="10" '
+            f'text-anchor="{anchor}" fill="#374151" paint-order="stroke" stroke="#fff" '
+            f'stroke-width="3">{esc(text)}</text>'
         )
     return out + "</g>"
 
@@ -151,7 +192,7 @@ def render_svg(state: FlowState, now: float | None = None, animate: bool = True)
     Every piece of text from elsewhere goes through `esc()`.
     """
     now = time.monotonic() if now is None else now
-    lay = Layout(state)
+    lay = Layout(state, now)
     parts: list[str] = []
     producer_edges = Counter()
     for (client, x), n in state.produced.items():
@@ -191,6 +232,7 @@ def render_svg(state: FlowState, now: float | None = None, animate: bool = True)
             label = f"{mode}: " + ", ".join(f"{k}={v}" for k, v in args.items())
         if label and label not in labels:
             labels.append(label)
+    slots: Counter = Counter()  # labels already placed before each destination box
     for (source, dest_type, dest), labels in grouped.items():
         src = ("x", source)
         dst = ("q" if dest_type == "queue" else "x", dest)
@@ -202,8 +244,10 @@ def render_svg(state: FlowState, now: float | None = None, animate: bool = True)
                     " | ".join(labels),
                     edge_counts[(source, dest)],
                     css="edge binding",
+                    slot=slots[dst],
                 )
             )
+            slots[dst] += 1
     for src, alt in lay.alternates:
         if ("x", src) in lay.pos and ("x", alt) in lay.pos:
             parts.append(
@@ -214,8 +258,10 @@ def render_svg(state: FlowState, now: float | None = None, animate: bool = True)
                     edge_counts[(src, alt)],
                     dashed=True,
                     css="edge alternate",
+                    slot=slots[("x", alt)],
                 )
             )
+            slots[("x", alt)] += 1
     for q, dlx in state.dead_letter_links():
         if ("q", q) in lay.pos and ("x", dlx) in lay.pos:
             parts.append(_dead_letter_edge(lay.pos[("q", q)], lay.pos[("x", dlx)]))
@@ -231,15 +277,18 @@ def render_svg(state: FlowState, now: float | None = None, animate: bool = True)
     # Nodes on top of edges.
     for client in lay.producers:
         label = state.producer_label(client)
+        program = state.connection_label(client)
         parts.append(
             _box(
                 lay,
                 ("p", client),
                 "producer",
-                f"{label}: {client[0]} channel {client[1]}",
-                label,
-                f"channel {client[1]}",
+                f"{label}: {program} ({client[0]}) channel {client[1]}",
+                program,
+                f"{label} · channel {client[1]}",
                 "producer",
+                program=client[0],
+                faded=state.fading(client, lay.now),
             )
         )
     for x in lay.exchanges:
@@ -285,10 +334,13 @@ def render_svg(state: FlowState, now: float | None = None, animate: bool = True)
                 lay,
                 ("c", (c.queue, c.tag)),
                 "consumer",
-                f"consumer {c.tag} on {c.queue} ({ack}, {prefetch})",
-                f"consumer {c.tag}",
-                f"{prefetch}, {ack}",
+                f"consumer {c.tag} on {c.queue}, {state.connection_label((c.connection, 0))} "
+                f"channel {c.channel} ({ack}, {prefetch})",
+                state.connection_label((c.connection, c.channel)),
+                f"{c.tag} · ch {c.channel}",
                 "consumer",
+                line3=f"{prefetch}, {ack}",
+                program=c.connection,
             )
         )
     for q, client in lay.getters:
@@ -297,10 +349,13 @@ def render_svg(state: FlowState, now: float | None = None, animate: bool = True)
                 lay,
                 ("g", (q, client)),
                 "consumer",
-                f"basic_get or a gone consumer: {client[0]} channel {client[1]}",
-                "client (basic_get)",
-                f"channel {client[1]}",
+                f"basic_get or a consumer that has gone: {state.connection_label(client)} "
+                f"({client[0]}) channel {client[1]}",
+                state.connection_label(client),
+                f"basic_get · channel {client[1]}",
                 "consumer getter",
+                program=client[0],
+                faded=state.fading(client, lay.now),
             )
         )
     if animate:
@@ -310,9 +365,15 @@ def render_svg(state: FlowState, now: float | None = None, animate: bool = True)
         f"published {t['published']} · routed {t['routed']} · unroutable {t['unroutable']} · "
         f"delivered {t['delivered']} · redelivered {t['redelivered']}"
     )
+    legend = (
+        "routed counts copies (a message placed in 3 queues counts 3) · unroutable: dropped "
+        "by an exchange · delivered: handed to a consumer or basic_get"
+    )
     parts.append(
-        f'<text class="totals" x="{MARGIN}" y="{lay.height - 8:.0f}" font-size="11" '
-        f'fill="#374151">{esc(caption)}</text>'
+        f'<text class="totals" x="{MARGIN}" y="{lay.height - 22:.0f}" font-size="11" '
+        f'fill="#374151"><title>{esc(legend)}</title>{esc(caption)}</text>'
+        f'<text class="legend" x="{MARGIN}" y="{lay.height - 8:.0f}" font-size="10" '
+        f'fill="#6b7280">{esc(legend)}</text>'
     )
     if not (lay.exchanges or lay.queues):
         parts.append(
