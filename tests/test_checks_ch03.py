@@ -71,3 +71,28 @@ def test_wrong_total_and_missing_queue(broker, channel):
     assert not result.passed and f"total is {total + 1}" in result.message
     assert "should be an int" in ch03.check_exercise(broker, str(total), QUEUE).message
     assert "no queue" in ch03.check_exercise(broker, total, "unit.ch03.nope").message
+
+
+def test_empty_exercise_gets_its_own_hint(broker, channel):
+    result = ch03.check_exercise(broker, None, QUEUE)
+    assert not result.passed and "Nothing consumed yet" in result.message
+    assert "start_over()" in result.message
+
+
+def test_jobs_back_after_a_worker_without_acks_closed(broker, channel):
+    # The learner's worker ran in a with block and never acked: closing gave the jobs back.
+    total = _work(channel, ack=False)
+    channel.close()
+    result = ch03.check_exercise(broker, total, QUEUE)
+    assert not result.passed
+    assert "back in" in result.message and "basic_ack" in result.message
+    assert "int(body)" in result.message
+    again = ch03.check_exercise(broker, total, QUEUE)
+    assert again.message == result.message
+
+
+def test_consumer_left_behind_names_the_with_block(broker, channel):
+    total = _work(channel, cancel=False)
+    result = ch03.check_exercise(broker, total, QUEUE)
+    assert not result.passed and "with block" in result.message
+    channel.cancel()

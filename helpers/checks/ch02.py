@@ -1,14 +1,21 @@
-"""Self-check for chapter 02 (producer): one order published so that it survives a restart.
+"""Self-check for chapter 02 (producer): orders published so that none is lost unnoticed.
 
-The exercise asks for a durable queue holding exactly one JSON order, sent as a persistent
-message with a content type and a message id. The check reads the real queue: its
-durability from the management API, the message itself with `basic_get`, which it then
-hands back to the queue (`basic_nack(requeue=True)`), so checking twice gives the same answer.
+The exercise gives five orders and a queue with room for three that refuses more
+(`x-max-length` 3, `x-overflow: reject-publish`). The learner declares it durable with that
+limit, publishes every order as a persistent JSON message on a channel in confirm mode, and
+collects in `refused` the orders the broker refused (`NackError`).
+
+Whether confirm mode was used is observable: without it `basic_publish` never fails, so
+`refused` stays empty while the queue holds only three of the five orders. The check reads
+the real queue (its durability and arguments from the management API, its messages with
+`basic_get` without acknowledging them, so they go back when the check's connection closes)
+and compares what it holds with `refused`. Checking twice gives the same answer.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 import pika
 import pika.exceptions
@@ -17,70 +24,163 @@ from helpers.broker import Broker
 from helpers.checks import CheckResult, hint, passed
 
 QUEUE = "ch02.exercise.orders"
-ORDER = {"order_id": 42, "item": "book"}
-MESSAGE_ID = "order-42"
+ROOM = 3
+ARGUMENTS = {"x-max-length": ROOM, "x-overflow": "reject-publish"}
+ORDERS: tuple[dict, ...] = (
+    {"order_id": 41, "item": "book"},
+    {"order_id": 42, "item": "lamp"},
+    {"order_id": 43, "item": "pen"},
+    {"order_id": 44, "item": "mug"},
+    {"order_id": 45, "item": "map"},
+)
 CONTENT_TYPE = "application/json"
+_IDS = [order["order_id"] for order in ORDERS]
 
 
-def check_exercise(broker: Broker, queue: str = QUEUE) -> CheckResult:
-    """Does `queue` hold one persistent JSON order that a broker restart would not lose?"""
+def message_id(order: dict) -> str:
+    return f"order-{order['order_id']}"
+
+
+def check_exercise(broker: Broker, refused: object, queue: str = QUEUE) -> CheckResult:
+    """Does `queue` hold the orders the broker took, and does `refused` name the others?"""
     info = broker.management.queue(queue, broker.vhost)
     if info is None:
-        return hint(f"There is no queue named {queue!r} yet: declare it (durable=True).")
+        return hint(
+            f"There is no queue named {queue!r} yet: in the empty cell above, declare it with "
+            f"durable=True and arguments={ARGUMENTS!r}, then publish the orders."
+        )
     if not info.get("durable"):
         return hint(
             f"{queue!r} is not durable, so a restart would delete it with its messages: "
-            "delete it and declare it again with durable=True."
+            "delete it (channel.queue_delete) and declare it again with durable=True."
         )
-    connection = pika.BlockingConnection(_params(broker))
-    try:
+    arguments = info.get("arguments") or {}
+    if any(arguments.get(key) != value for key, value in ARGUMENTS.items()):
+        return hint(
+            f"{queue!r} was declared without the limit {ARGUMENTS!r} (it has {arguments!r}), "
+            "so it would take every order and refuse none. Declaring it again with other "
+            "arguments fails with 406 PRECONDITION_FAILED: delete it first "
+            "(channel.queue_delete), then declare it with those arguments."
+        )
+    messages = _peek(broker, queue)
+    if not messages:
+        return hint(f"{queue!r} is empty: publish the orders to it (exchange='').")
+    held: list[int] = []
+    for properties, body in messages:
+        problem = _judge(properties, body)
+        if isinstance(problem, CheckResult):
+            return problem
+        held.append(problem)
+    twice = sorted({i for i in held if held.count(i) > 1})
+    if twice:
+        return hint(
+            f"Order(s) {_ids(twice)} are in {queue!r} more than once: publish each order once. "
+            "Start your cell by deleting the queue, so that running it again starts over."
+        )
+    return _compare(set(held), refused, queue)
+
+
+def _peek(broker: Broker, queue: str) -> list[tuple[pika.BasicProperties, bytes]]:
+    """Every message of `queue`, read without an ack: closing the connection puts them back."""
+    params = broker.connection_parameters(client_properties={"connection_name": "ch02.check"})
+    with pika.BlockingConnection(params) as connection:
         channel = connection.channel()
         count = channel.queue_declare(queue=queue, passive=True).method.message_count
-        if count == 0:
-            return hint(f"{queue!r} is empty: publish the order to it (exchange='').")
-        if count > 1:
-            return hint(
-                f"{queue!r} holds {count} messages, but the exercise wants exactly one: "
-                "purge it (channel.queue_purge) and publish the order once."
-            )
-        method, properties, body = channel.basic_get(queue=queue, auto_ack=False)
-        if method is None:  # a consumer of the learner's took it in the meantime
-            return hint(f"{queue!r} had a message but it was taken: stop other consumers.")
-        channel.basic_nack(delivery_tag=method.delivery_tag, requeue=True)
-    finally:
-        connection.close()
-    return _judge(properties, body)
+        messages = []
+        for _ in range(count):
+            method, properties, body = channel.basic_get(queue=queue, auto_ack=False)
+            if method is None:  # a consumer of the learner's took it meanwhile
+                break
+            messages.append((properties, body))
+    return messages
 
 
-def _judge(properties: pika.BasicProperties, body: bytes) -> CheckResult:
-    """Compare one message with what the exercise asks, one hint at a time."""
+def _judge(properties: pika.BasicProperties, body: bytes) -> CheckResult | int:
+    """One message against what the exercise asks: a hint, or the order id it carries."""
     if properties.delivery_mode != pika.DeliveryMode.Persistent.value:
         return hint(
-            "The message is transient: a restart would lose it even in a durable queue. "
-            "Set delivery_mode=pika.DeliveryMode.Persistent in its properties."
+            "The orders are transient: a restart would lose them even in a durable queue. "
+            "Set delivery_mode=pika.DeliveryMode.Persistent in their properties."
         )
     if properties.content_type != CONTENT_TYPE:
         return hint(
             f"content_type is {properties.content_type!r}: set it to {CONTENT_TYPE!r} so a "
             "consumer knows how to decode the body."
         )
-    if properties.message_id != MESSAGE_ID:
-        return hint(
-            f"message_id is {properties.message_id!r}; the exercise asks for {MESSAGE_ID!r}."
-        )
     try:
         order = json.loads(body)
     except ValueError:
-        return hint(f"The body is not JSON ({body[:40]!r}): send json.dumps(order).")
-    if order != ORDER:
-        return hint(f"The body decodes to {order!r}, but the order is {ORDER!r}.")
+        return hint(f"A body is not JSON ({body[:40]!r}): send json.dumps(order).")
+    if order not in ORDERS:
+        return hint(f"A body decodes to {order!r}, which is none of the orders in ORDERS.")
+    if properties.message_id != message_id(order):
+        return hint(
+            f"The message_id of order {order['order_id']} is {properties.message_id!r}; the "
+            f"exercise asks for {message_id(order)!r} (f\"order-{{order['order_id']}}\")."
+        )
+    return order["order_id"]
+
+
+def _compare(held: set[int], refused: object, queue: str) -> CheckResult:
+    """The orders the queue holds against the ones the learner says were refused."""
+    missing = [i for i in _IDS if i not in held]
+    if refused is None:
+        return hint(
+            f"The queue holds order(s) {_ids(sorted(held))}, and `refused` is still None: "
+            "collect in a list named refused the orders whose basic_publish the broker "
+            "refused."
+        )
+    said = _refused_ids(refused)
+    if said is None:
+        return hint(
+            f"`refused` is {refused!r}; it should be a list of the refused orders (the dicts "
+            "from ORDERS, or their order_id)."
+        )
+    if not said and missing:
+        return hint(
+            f"The queue took only order(s) {_ids(sorted(held))}, yet `refused` is empty: order(s) "
+            f"{_ids(missing)} were lost and nobody noticed. Only a channel in confirm mode "
+            "(channel.confirm_delivery()) learns that the broker refused a message: its "
+            "basic_publish then raises pika.exceptions.NackError. Collect those orders in "
+            "refused."
+        )
+    both = sorted(held & said)
+    if both:
+        return hint(
+            f"`refused` lists order(s) {_ids(both)}, but {queue!r} holds them: they were taken "
+            "by an earlier run of your cell, and refused this time because the queue was full. "
+            "Start your cell by deleting the queue, so that each run starts over."
+        )
+    lost = [i for i in missing if i not in said]
+    if lost:
+        return hint(
+            f"Order(s) {_ids(lost)} are neither in {queue!r} nor in `refused`: publish every "
+            "order of ORDERS, and add to refused each one whose basic_publish raised "
+            "pika.exceptions.NackError."
+        )
     return passed(
-        "One persistent JSON order (order-42) waits in a durable queue: it would survive a "
-        "broker restart."
+        f"Orders {_ids(sorted(held))} wait in a durable queue as persistent JSON messages, and "
+        f"confirm mode told you that the broker refused order(s) {_ids(sorted(said))}, to "
+        "retry later."
     )
 
 
-def _params(broker: Broker) -> pika.ConnectionParameters:
-    return broker.connection_parameters(
-        client_properties={"connection_name": "ch02.check"},
-    )
+def _refused_ids(refused: object) -> set[int] | None:
+    """The order ids in `refused` (dicts, ids or message ids), or None if it is not that."""
+    if isinstance(refused, (str, bytes, dict)) or not isinstance(refused, Iterable):
+        return None
+    ids: set[int] = set()
+    for item in refused:
+        if isinstance(item, dict) and item.get("order_id") in _IDS:
+            ids.add(item["order_id"])
+        elif isinstance(item, int) and not isinstance(item, bool) and item in _IDS:
+            ids.add(item)
+        elif isinstance(item, str) and item in {message_id(o) for o in ORDERS}:
+            ids.add(int(item.removeprefix("order-")))
+        else:
+            return None
+    return ids
+
+
+def _ids(ids: Iterable[int]) -> str:
+    return ", ".join(str(i) for i in ids)

@@ -5,6 +5,11 @@ them with the consumer generator, acknowledge each one, add them up and cancel t
 generator. A correct total alone proves little (the numbers are printed in the notebook), so
 the check also asks the broker whether the queue was really emptied: no job still waiting,
 none delivered but never acknowledged, and no consumer left behind on the queue.
+
+The learner's `total` only chooses between hints where the queue alone cannot tell: all the
+jobs waiting and no total means nothing was tried yet; all the jobs waiting *with* a total
+means a worker read them and never acknowledged them, so they went back to the queue when
+its connection closed (the end of a `with` block, or an error).
 """
 
 from __future__ import annotations
@@ -30,17 +35,32 @@ def check_exercise(broker: Broker, total: object, queue: str = QUEUE) -> CheckRe
     """
     state = _queue_state(broker, queue)
     if state is None:
-        return hint(f"There is no queue named {queue!r}: run the cell that fills it first.")
+        return hint(
+            f"There is no queue named {queue!r}: run the cell that fills it (start_over()) first."
+        )
     ready, unacked, consumers = state
     if consumers:
         return hint(
             f"{queue!r} still has {consumers} consumer(s): after leaving the `for` loop, call "
-            "channel.cancel() so the generator's consumer goes away."
+            "channel.cancel() so the generator's consumer goes away, and open the connection "
+            "in a with block, which closes it (and any consumer on it) at the end of the cell."
         )
     if unacked:
         return hint(
             f"{unacked} job(s) were delivered but never acknowledged: call "
             "channel.basic_ack(method.delivery_tag) for each job you processed."
+        )
+    if ready >= len(JOBS) and total is None:
+        return hint(
+            f"Nothing consumed yet: all {ready} jobs wait in {queue!r}. Write your worker in "
+            "the empty cell above (start it with start_over()), then run this check again."
+        )
+    if ready >= len(JOBS):
+        return hint(
+            f"All {ready} jobs are back in {queue!r}, although your worker read them (total is "
+            f"{total!r}): none was acknowledged, so when its connection closed (at the end of "
+            "its with block, or after an error) the broker put them back. Add int(body) to "
+            "total and call channel.basic_ack(delivery_tag=method.delivery_tag), for every job."
         )
     if ready:
         return hint(
@@ -53,7 +73,7 @@ def check_exercise(broker: Broker, total: object, queue: str = QUEUE) -> CheckRe
     if total != EXPECTED_TOTAL:
         return hint(
             f"The queue is empty and clean, but total is {total}: add int(body) of every job "
-            "exactly once (refill the queue with the cell above and try again)."
+            "exactly once (start your cell with start_over(), which refills the queue)."
         )
     return passed(
         f"All {len(JOBS)} jobs consumed and acknowledged, total {total}, and no consumer left "
