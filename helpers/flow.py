@@ -388,22 +388,30 @@ class FlowState:
         if changed:
             self.topology = topology
             self._scope_cache = None
-            if topology.connections_listed:
-                self._note_gone(now)
+        if topology.connections_listed and self._note_gone(now):
+            changed = True
         if self._pending and self._resolve_pending(now):
             changed = True
         if changed:
             self.version += 1
         return changed
 
-    def _note_gone(self, now: float) -> None:
+    def _note_gone(self, now: float) -> bool:
+        """Note which clients' connections have closed since; returns whether any did.
+
+        Run on every topology read, not only on a changed one: a client first seen in an
+        event that arrived after its connection was already gone must fade too.
+        """
         open_now = {name for name, _label in self.topology.connections}
-        clients = set(self.producers) | {client for _q, client in self.deliveries_to}
+        clients = {client for client, _x in self.produced} | {c for _q, c in self.deliveries_to}
+        noted = False
         for client in clients:
             if client[0] in open_now:
-                self.gone_at.pop(client, None)
-            else:
-                self.gone_at.setdefault(client, now)
+                noted = self.gone_at.pop(client, None) is not None or noted
+            elif client not in self.gone_at:
+                self.gone_at[client] = now
+                noted = True
+        return noted
 
     def fading(self, client: tuple[str, int], now: float) -> float:
         """0 for a live client; up to 1 as its box fades after its connection closed."""

@@ -9,10 +9,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from helpers.flow import FlowState
+from helpers.flow import MAX_CLIENTS, FlowState
 
 NODE_W, NODE_H, COL_GAP, ROW_GAP, MARGIN = 150, 50, 100, 18, 16
 LEGEND_H = 40  # the totals and what they count, under the boxes
+MIN_WIDTH = 700  # room for the legend
 
 
 class Layout:
@@ -27,14 +28,17 @@ class Layout:
         self.alternates = state.alternate_links()
         self.consumers = state.visible_consumers()
         queue_names = {q.name for q in self.queues}
+
         # Programs that hung up fade, then leave the picture (their counts stay in the totals).
         def here(client: tuple[str, int]) -> bool:
             return state.fading(client, self.now) < 1.0
 
-        self.producers = sorted(
-            {c for (c, _x), _n in state.produced.items() if here(c)},
-            key=lambda c: state.producers.get(c, 99),
+        present = {c for (c, _x), _n in state.produced.items() if here(c)}
+        # At most MAX_CLIENTS boxes: live programs first, then those that left most recently.
+        keep = sorted(
+            present, key=lambda c: (state.fading(c, self.now), -state.producers.get(c, 0))
         )
+        self.producers = sorted(keep[:MAX_CLIENTS], key=lambda c: state.producers.get(c, 10**6))
         with_consumer = {(c.queue, c.connection, c.channel) for c in self.consumers}
         self.getters = sorted(
             {
@@ -83,7 +87,7 @@ class Layout:
         stagger = (NODE_H + ROW_GAP) / 2 if self.levels > 1 else 0
         self.height = MARGIN * 2 + rows * NODE_H + (rows - 1) * ROW_GAP + LEGEND_H + stagger
         ncols = (max(columns) + 1) if columns else 1
-        self.width = MARGIN * 2 + ncols * NODE_W + (ncols - 1) * COL_GAP
+        self.width = max(MIN_WIDTH, MARGIN * 2 + ncols * NODE_W + (ncols - 1) * COL_GAP)
         for col, nodes in columns.items():
             total = len(nodes) * NODE_H + (len(nodes) - 1) * ROW_GAP
             shift = stagger if col_x0 < col < col_q else 0

@@ -80,6 +80,7 @@ def _box(
 
 
 LABEL_LINE = 12  # px between stacked labels
+LABEL_CHARS = 16  # what fits between two columns at font-size 10
 
 PROGRAM_COLORS = ("#2563eb", "#db2777", "#059669", "#d97706", "#7c3aed", "#0891b2", "#65a30d")
 
@@ -123,12 +124,14 @@ def _edge(
     """
     color = "#6b7280" if count else "#d1d5db"
     dash = ' stroke-dasharray="5,4"' if dashed else ""
-    hover = f"<title>{esc(label)}</title>" if len(label) > 22 else ""  # the clipped rest
+    hover = f"<title>{esc(label)}</title>" if label else ""  # the full label, however clipped
     out = (
         f'<g class="{css}">{hover}<path d="{_curve(a, b)}" fill="none" stroke="{color}" '
         f'stroke-width="{2 if count else 1.2}"{dash}/>'
     )
-    text = " · ".join(t for t in (_clip(label, 22), str(count) if count else "") if t)
+    # Before a box the label has the gap between columns; the full label shows on hover.
+    room = 22 if slot is None else LABEL_CHARS - (len(str(count)) + 3 if count else 0)
+    text = " · ".join(t for t in (_clip(label, room), str(count) if count else "") if t)
     if text:
         if slot is None:
             x, y, anchor = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2 - 4, "middle"
