@@ -68,3 +68,49 @@ def test_missing_queue(broker, channel):
     channel.exchange_declare(exchange=EXCHANGE, exchange_type="topic")
     result = _check(broker)
     assert not result.passed and CRITICAL in result.message
+
+
+@pytest.mark.parametrize(
+    ("critical_key", "kern_key", "phrase"),
+    [
+        ("*.critical", "kern.#", "`*` matches exactly one word, so '*.critical' misses"),
+        ("#.critical", "kern.*", "`*` matches exactly one word, so 'kern.*' misses"),
+        ("critical", "kern.#", "without `*` or `#` ('critical')"),
+        ("#.critical", "#", "bound with '#' alone"),
+    ],
+)
+def test_the_hint_names_the_wildcard_mistake(broker, channel, critical_key, kern_key, phrase):
+    _build(channel, "topic", critical_key, kern_key)
+    result = _check(broker)
+    assert not result.passed
+    assert phrase in result.message, result.message
+
+
+def test_a_binding_left_from_an_earlier_attempt(broker, channel):
+    _build(channel, "topic", "#.critical", "#")
+    _build(channel, "topic", "#.critical", "kern.#")  # fixed, but run again without deleting
+    result = _check(broker)
+    assert not result.passed
+    assert "has 2 bindings ('#', 'kern.#')" in result.message
+    assert "left from an earlier attempt" in result.message
+
+
+def test_empty_exercise_and_unbound_queue(broker, channel):
+    empty = _check(broker)
+    assert not empty.passed and "with pika.BlockingConnection(params)" in empty.message
+    channel.exchange_declare(exchange=EXCHANGE, exchange_type="topic")
+    for queue in (CRITICAL, KERN):
+        channel.queue_declare(queue=queue, durable=True)
+    result = _check(broker)
+    assert not result.passed and "is not bound to" in result.message and CRITICAL in result.message
+
+
+def test_the_type_hint_warns_about_406(broker, channel):
+    _build(channel, "direct", "#.critical", "kern.#")
+    result = _check(broker)
+    assert "exchange_delete" in result.message and "406 PRECONDITION_FAILED" in result.message
+
+
+def test_checking_twice_gives_the_same_answer(broker, channel):
+    _build(channel, "topic", "*.critical", "kern.#")
+    assert _check(broker).message == _check(broker).message

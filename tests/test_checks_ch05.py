@@ -111,3 +111,44 @@ def test_everything_rejected_is_too_much(broker, connection, channel):
     assert not result.passed
     assert "holds 4 messages" in result.message
     assert repr(result).startswith("❌")
+
+
+def test_the_empty_exercise_says_where_to_start(broker, channel):
+    result = _check(broker)
+    assert not result.passed
+    assert "with pika.BlockingConnection(params)" in result.message
+
+
+def test_a_poison_message_nacked_with_the_default_requeue(broker, connection, channel):
+    _topology(channel)
+    worker = connection.channel()
+    for _ in range(10):  # a loop bounded as deliveries() is: the poison keeps coming back
+        method, _props, body = worker.basic_get(ORDERS)
+        if body == b"poison":
+            worker.basic_nack(method.delivery_tag)  # requeue=True by default
+        else:
+            worker.basic_ack(method.delivery_tag)
+    worker.close()
+    result = _check(broker)
+    assert not result.passed
+    assert "'poison' is back in" in result.message
+    assert "requeue=True" in result.message and "requeue=False" in result.message
+    assert _check(broker).message == result.message  # looking put the message back
+
+
+def test_orders_never_acked_come_back_when_the_channel_closes(broker, connection, channel):
+    _topology(channel)
+    worker = connection.channel()
+    _answer(worker, orders="none")
+    worker.close()  # as the `with` block of the learner's cell does
+    result = _check(broker)
+    assert not result.passed
+    assert "3 message(s) wait" in result.message and "never acked" in result.message
+    assert "'order-1', 'order-2', 'order-3'" in result.message
+
+
+def test_nothing_consumed(broker, channel):
+    _topology(channel)
+    result = _check(broker)
+    assert not result.passed
+    assert "4 message(s) still wait" in result.message and "requeue=False" in result.message

@@ -2,9 +2,10 @@
 
 The exercise asks for a topic exchange and two queues: one that receives every `critical`
 line whatever its facility, one that receives everything from the `kern` facility. The
-check does not read the learner's binding keys and match them in Python (that would be a
-second, possibly wrong, implementation of topic routing); it publishes test messages into
-the learner's exchange on the real broker and looks at where the broker put them.
+check does not match the learner's binding keys in Python (that would be a second, possibly
+wrong, implementation of topic routing); it publishes test messages into the learner's
+exchange on the real broker and looks at where the broker put them. The binding keys are
+read only to word the hint: which wildcard, or which leftover binding, made a line go wrong.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ PROBES: dict[str, frozenset[str]] = {
     "kernel.info": frozenset(),
     "KERN.critical": frozenset({"critical"}),
 }
+REMINDER = (
+    "Remember: `*` stands for exactly one word, `#` for zero or more words, and keys are "
+    "case-sensitive."
+)
 
 
 def check_exercise(
@@ -43,42 +48,105 @@ def check_exercise(
     Why purge: the check must know that whatever it reads back came from its own test
     messages, so it empties both queues first (the exercise text says so).
     """
-    problem = _topology_problem(broker, exchange, (critical_queue, kern_queue))
+    queues = {"critical": critical_queue, "kern": kern_queue}
+    problem = _topology_problem(broker, exchange, queues)
     if problem:
         return hint(problem)
 
-    queues = {"critical": critical_queue, "kern": kern_queue}
     received = _route_probes(broker, exchange, queues)
     for key, expected in PROBES.items():
         got = received[key]
         if got != expected:
-            return hint(
-                f"A line with routing key {key!r} reached {_describe(got, queues)}, but it "
-                f"should reach {_describe(expected, queues)}. Remember: `*` stands for "
-                "exactly one word, `#` for zero or more words, and keys are case-sensitive."
-            )
+            return hint(_routing_hint(broker, exchange, queues, key, got, expected))
     return passed(
         f"{len(PROBES)} test lines landed exactly where they should: {critical_queue} gets "
         f"every critical line, {kern_queue} everything from kern."
     )
 
 
-def _topology_problem(broker: Broker, exchange: str, queues: tuple[str, ...]) -> str | None:
+def _binding_keys(broker: Broker, exchange: str, queue: str) -> list[str]:
+    """The binding keys from `exchange` to `queue`, as the broker holds them."""
+    return sorted(
+        b["routing_key"]
+        for b in broker.management.bindings(broker.vhost)
+        if b["source"] == exchange
+        and b["destination"] == queue
+        and b.get("destination_type", "queue") == "queue"
+    )
+
+
+def _topology_problem(broker: Broker, exchange: str, queues: dict[str, str]) -> str | None:
     """Say what is missing before any message is sent, in the order a learner builds it."""
     api = broker.management
-    found = [e for e in api.exchanges(broker.vhost) if e["name"] == exchange]
-    if not found:
-        return f"There is no exchange named {exchange!r} yet: declare it first."
-    if found[0]["type"] != "topic":
+    found = api.exchange(exchange, broker.vhost)
+    if found is None:
         return (
-            f"{exchange!r} is a {found[0]['type']} exchange; the wildcards `*` and `#` only "
-            "work on a topic exchange (delete it and declare it again with "
-            "exchange_type='topic')."
+            f"There is no exchange named {exchange!r} yet: declare it (a topic exchange) in "
+            "the cell above, inside `with pika.BlockingConnection(params) as connection:`, "
+            "and run that cell."
         )
-    for queue in queues:
-        if api.queue(queue, broker.vhost) is None:
+    if found["type"] != "topic":
+        return (
+            f"{exchange!r} is a {found['type']} exchange; the wildcards `*` and `#` only "
+            "work on a topic exchange. Delete it (exchange_delete) and declare it again with "
+            "exchange_type='topic': declaring it again with another type, without deleting "
+            "it first, fails with 406 PRECONDITION_FAILED."
+        )
+    for queue in queues.values():
+        row = api.queue(queue, broker.vhost)
+        if row is None:
             return f"There is no queue named {queue!r} yet: declare it and bind it."
+        if not row.get("durable") and not row.get("exclusive"):
+            return (
+                f"{queue!r} is not durable: delete it and declare it again with durable=True, "
+                "like every named queue of this chapter."
+            )
+        if not _binding_keys(broker, exchange, queue):
+            return (
+                f"{queue!r} is not bound to {exchange!r} yet: queue_bind it, with a binding "
+                "key made of words, `*` and `#`."
+            )
     return None
+
+
+def _routing_hint(
+    broker: Broker,
+    exchange: str,
+    queues: dict[str, str],
+    key: str,
+    got: frozenset[str],
+    expected: frozenset[str],
+) -> str:
+    """What went wrong with one test line, naming the binding that did it where we can."""
+    text = (
+        f"A line with routing key {key!r} reached {_describe(got, queues)}, but it should "
+        f"reach {_describe(expected, queues)}."
+    )
+    label = next(lb for lb in sorted(queues) if (lb in got) != (lb in expected))
+    queue = queues[label]
+    keys = _binding_keys(broker, exchange, queue)
+    shown = ", ".join(repr(k) for k in keys)
+    if len(keys) > 1:
+        return (
+            f"{text} {queue!r} has {len(keys)} bindings ({shown}); it needs one, so one is "
+            "probably left from an earlier attempt: delete the queue (queue_delete) and "
+            "declare and bind it again, once."
+        )
+    binding = keys[0] if keys else ""
+    words = binding.split(".")
+    if label in expected and "*" in words:
+        return (
+            f"{text} `*` matches exactly one word, so {binding!r} misses {key!r}; `#` "
+            "matches zero or more words."
+        )
+    if "*" not in words and "#" not in words:
+        return (
+            f"{text} A binding key without `*` or `#` ({binding!r}) matches only that exact "
+            "routing key, as on a direct exchange. " + REMINDER
+        )
+    if label not in expected and binding == "#":
+        return f"{text} {queue!r} is bound with '#' alone, which matches every routing key."
+    return f"{text} {queue!r} is bound with {binding!r}. {REMINDER}"
 
 
 def _route_probes(
@@ -88,8 +156,7 @@ def _route_probes(
     params = broker.connection_parameters(
         client_properties={"connection_name": "ch04.check"},
     )
-    connection = pika.BlockingConnection(params)
-    try:
+    with pika.BlockingConnection(params) as connection:
         channel = connection.channel()
         channel.confirm_delivery()
         for queue in queues.values():
@@ -107,8 +174,6 @@ def _route_probes(
                         reached.add(label)
             received[key] = frozenset(reached)
         return received
-    finally:
-        connection.close()
 
 
 def _describe(labels: frozenset[str], queues: dict[str, str]) -> str:

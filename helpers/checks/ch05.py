@@ -3,9 +3,14 @@
 The exercise: `ch05.ex.orders` dead-letters to the exchange `ch05.ex.dlx`, which feeds
 `ch05.ex.parked`; the learner publishes three orders and one `poison`, acks the orders and
 rejects `poison` without requeueing it. The check reads what the broker really holds: the
-queue's arguments and live counts through the management API, and the parked message
-itself (taken with `basic_get` and put back with `basic_nack(requeue=True)`, so checking
-twice gives the same answer).
+queue's arguments and live counts through the management API, and the messages themselves
+(taken with `basic_get` and put back when the check's connection closes, so checking twice
+gives the same answer).
+
+The typical mistakes get a hint each: `basic_nack(tag)` or `basic_reject(tag)` without
+`requeue=False` (the poison message goes back into the queue, again and again), orders that
+were never acked (the broker puts them back when the learner's connection closes), and a
+queue declared without its dead-letter exchange.
 """
 
 from __future__ import annotations
@@ -24,33 +29,50 @@ ORDERS = "ch05.ex.orders"
 DLX = "ch05.ex.dlx"
 PARKED = "ch05.ex.parked"
 POISON = b"poison"
+LOOK_AT = 20  # messages read from a queue at most, to name what is in it
 
 
 def _queue_rows(broker: Broker) -> dict[str, dict[str, Any]]:
     return {q["name"]: q for q in broker.management.queue_totals(broker.vhost)}
 
 
+def _orders_row(broker: Broker, orders: str, wait_s: float) -> dict[str, Any] | None:
+    """The orders queue's row, once a consumer that just went away has handed its messages
+    back (the broker requeues them a moment after the learner's connection closes)."""
+    deadline = time.monotonic() + wait_s
+    row = _queue_rows(broker).get(orders)
+    while row is not None and row["messages_unacknowledged"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+        row = _queue_rows(broker).get(orders)
+    return row
+
+
 def _settled_rows(broker: Broker, parked: str, wait_s: float) -> dict[str, dict[str, Any]]:
     """Queue rows once `parked` has a message: dead-lettering happens after the reject returns."""
     deadline = time.monotonic() + wait_s
     rows = _queue_rows(broker)
-    while time.monotonic() < deadline and rows.get(parked, {}).get("messages", 0) == 0:
+    while time.monotonic() < deadline and rows.get(parked, {}).get("messages", 1) == 0:
         time.sleep(0.05)
         rows = _queue_rows(broker)
     return rows
 
 
-def _peek(broker: Broker, queue: str) -> tuple[bytes, dict[str, Any]] | None:
-    """Body and first x-death entry of the message at the head of `queue`, left in place."""
-    params = broker.connection_parameters()
+def _look(broker: Broker, queue: str) -> list[tuple[bytes, dict[str, Any]]]:
+    """Bodies and first x-death entries of the ready messages of `queue`, left in place.
+
+    They are fetched without an ack; closing the connection puts them back in their order.
+    """
+    found = []
+    params = broker.connection_parameters(client_properties={"connection_name": "ch05.check"})
     with pika.BlockingConnection(params) as connection:
         channel = connection.channel()
-        method, properties, body = channel.basic_get(queue, auto_ack=False)
-        if method is None:
-            return None
-        channel.basic_nack(method.delivery_tag, requeue=True)  # put it back for the next check
-        deaths = (properties.headers or {}).get("x-death") or [{}]
-        return body, deaths[0]
+        for _ in range(LOOK_AT):
+            method, properties, body = channel.basic_get(queue, auto_ack=False)
+            if method is None:
+                break
+            deaths = (properties.headers or {}).get("x-death") or [{}]
+            found.append((body, deaths[0]))
+    return found
 
 
 def check_parking(
@@ -64,10 +86,12 @@ def check_parking(
 
     The names are parameters so the unit tests can run the same check on their own queues.
     """
-    rows = _settled_rows(broker, parked, wait_s)
-    queue = rows.get(orders)
+    queue = _orders_row(broker, orders, min(wait_s, 1.0))
     if queue is None:
-        return hint(f"There is no queue named {orders!r} yet: declare it (and run your cell).")
+        return hint(
+            f"There is no queue named {orders!r} yet: write your code in the cell above (inside "
+            "`with pika.BlockingConnection(params) as connection:`) and run it."
+        )
     if (queue.get("arguments") or {}).get("x-dead-letter-exchange") != dlx:
         return hint(
             f"{orders!r} has no dead-letter exchange {dlx!r}: delete the queue and declare it "
@@ -79,10 +103,9 @@ def check_parking(
             "neither acked nor rejected: every delivery needs exactly one answer."
         )
     if queue["messages_ready"]:
-        return hint(
-            f"{queue['messages_ready']} message(s) still wait in {orders!r}: consume all four "
-            "(did you requeue something?)."
-        )
+        return hint(_waiting_hint(broker, orders, queue["messages_ready"]))
+
+    rows = _settled_rows(broker, parked, wait_s)
     parking = rows.get(parked)
     if parking is None:
         return hint(f"There is no queue named {parked!r}: declare it and bind it to {dlx!r}.")
@@ -94,13 +117,13 @@ def check_parking(
     if parking["messages"] > 1:
         return hint(
             f"{parked!r} holds {parking['messages']} messages, but only the poison message "
-            "belongs there: ack the good orders (run the reset cell first if you ran the "
-            "exercise twice)."
+            "belongs there: ack the good orders (and start your cell by deleting the queues, so "
+            "that a second run does not add to the first)."
         )
-    peeked = _peek(broker, parked)
-    if peeked is None:
+    seen = _look(broker, parked)
+    if not seen:
         return hint(f"The message in {parked!r} is held by a consumer: close your channels.")
-    body, death = peeked
+    body, death = seen[0]
     if body != POISON:
         return hint(f"{parked!r} holds {body!r}; it should hold {POISON!r}.")
     if death.get("reason") != "rejected" or death.get("queue") != orders:
@@ -111,4 +134,31 @@ def check_parking(
     return passed(
         f"Every order was answered and the poison message is parked in {parked!r}, "
         f"dead-lettered from {orders!r} with reason 'rejected'."
+    )
+
+
+def _waiting_hint(broker: Broker, orders: str, ready: int) -> str:
+    """Messages wait in the orders queue: say which, and the likely reason."""
+    bodies = [body for body, _death in _look(broker, orders)]
+    named = ", ".join(repr(b.decode(errors="replace")) for b in bodies[:5])
+    if len(bodies) > 5:
+        named += ", ..."
+    if bodies and bodies[0] == POISON:
+        behind = f", holding up {len(bodies) - 1} more behind it" if len(bodies) > 1 else ""
+        return (
+            f"'poison' is back in {orders!r}, first in line{behind}: basic_nack and "
+            "basic_reject put a message back into its queue unless you pass requeue=False "
+            "(requeue=True is their default), so it came straight back, again and again. "
+            "Reject it with requeue=False, and the dead-letter exchange parks it."
+        )
+    if POISON not in bodies and bodies:
+        return (
+            f"{ready} message(s) wait in {orders!r} ({named}): if your loop received them, it "
+            "never acked them, and the broker put them back when your connection closed. "
+            "basic_ack each order once its work is done."
+        )
+    return (
+        f"{ready} message(s) still wait in {orders!r} ({named}): consume all four (a loop over "
+        f"deliveries(channel, {orders!r})), ack the orders and reject the poison message with "
+        "requeue=False."
     )
