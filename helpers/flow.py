@@ -583,7 +583,7 @@ class FlowState:
                 queues,
                 client,
                 event.body[:PREVIEW_SOURCE],
-                len(event.body),
+                event.body_size,
                 event.message_id,
                 tuple(itertools.islice(event.headers.items(), 4)),
                 event.redelivered,

@@ -23,15 +23,20 @@ before, and switches it off when it leaves (`reset_stale_tracing()` does it at o
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
+import os
+import select
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import pika
 
 if TYPE_CHECKING:
     from helpers.broker import Broker
@@ -43,7 +48,7 @@ WAS_ON = "tracing-was-on"  # binding argument: was tracing on before the first d
 TRACING_MARK = "tutorial.flow.tracing-switched-on"  # exchange: tracing is on because of us
 SYNC_ID = "tutorial-flow-sync-"
 PREFETCH = 200  # trace messages in flight to us; acking them paces the broker
-PACED_EVENTS_PER_S = 2000.0  # while nobody waits, leave the CPU (and GIL) to the publisher
+
 PREVIEW_CHARS = 40
 PREVIEW_BYTES = 16
 
@@ -65,6 +70,11 @@ class TraceEvent:
     headers: dict[str, Any] = field(default_factory=dict)
     body: bytes = b""
     reply_to: str = ""  # the message's reply_to property (request/reply)
+    size: int = -1  # the whole body's size when `body` holds only its start
+
+    @property
+    def body_size(self) -> int:
+        return self.size if self.size >= 0 else len(self.body)
 
     @property
     def routing_key(self) -> str:
@@ -174,17 +184,40 @@ def reset_stale_tracing(api: ManagementClient, vhost: str) -> bool:
     return True
 
 
+def decode(item: list[Any]) -> TraceEvent:
+    """A trace event from the firehose process's compact form (`helpers.firehose.encode`)."""
+    (kind, exchange, keys, routed, queue, redelivered, connection, channel, message_id,
+     headers, body, size, reply_to) = item  # fmt: skip
+    return TraceEvent(
+        kind=kind,
+        exchange=exchange,
+        routing_keys=tuple(keys),
+        routed_queues=tuple(routed),
+        queue=queue,
+        redelivered=redelivered,
+        connection=connection,
+        channel=channel,
+        message_id=message_id,
+        headers=dict(headers),
+        body=base64.b64decode(body),
+        reply_to=reply_to,
+        size=size,
+    )
+
+
 # -- the tracer ----------------------------------------------------------------------------
 
 
 class Tracer:
-    """Consumes the firehose of `broker.vhost` in a background thread.
+    """Consumes the firehose of `broker.vhost` through a process of its own.
 
-    `on_events` is called in that thread with each batch of parsed events; `on_tick` is
-    called in that thread about every `tick` seconds, for periodic work (the diagram
-    refreshes its topology and renders there). `sync()` is the barrier a notebook cell
-    needs: it returns once every trace message the broker produced before the call has been
-    handed to `on_events`.
+    The consuming and decoding run in `python -m helpers.firehose` (see there for why); a
+    thread here reads its batches of events. `on_events` is called in that thread with each
+    batch; `on_tick` about every `tick` seconds, for periodic work (the diagram refreshes
+    its topology and renders there). `sync()` is the barrier a notebook cell needs: it
+    returns once every trace message the broker produced before the call has been handed to
+    `on_events`. If the kernel dies, the process sees its input close and goes too, and with
+    its connection the exclusive trace queue.
     """
 
     _ids = itertools.count(1)
@@ -213,39 +246,76 @@ class Tracer:
         self._cond = threading.Condition()
         self._synced = 0
         self._sync_seq = itertools.count(1)
-        self._batch: list[TraceEvent] = []
-        self._last_tag = 0
-        self._unacked = 0
-        self._syncing = 0  # sync() calls waiting: consume at full speed meanwhile
-        self._connection: pika.BlockingConnection | None = None
-        self._channel: Any = None
-        self._aux: Any = None  # a second channel for passive declares (a 404 closes it)
+        self._count_ids = itertools.count(1)
+        self._counts: dict[int, dict[str, list[int]]] = {}
+        self._write_lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
         self._thread = threading.Thread(
-            target=self._run, name=f"flow-tracer-{next(self._ids)}", daemon=True
+            target=self._read, name=f"flow-tracer-{next(self._ids)}", daemon=True
         )
 
     # -- lifecycle, called from the notebook's thread --------------------------------------
 
-    def start(self, timeout: float = 10.0) -> Tracer:
-        """Open the connection, bind the trace queue, switch tracing on; wait until live."""
+    def start(self, timeout: float = 15.0) -> Tracer:
+        """Start the firehose process; return once it consumes (tracing is on by then)."""
+        b = self.broker
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                p
+                for p in (str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH"))
+                if p
+            ),
+        }
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "helpers.firehose"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        settings = {
+            "host": b.host,
+            "port": b.port,
+            "vhost": b.vhost,
+            "username": b.username,
+            "password": b.password,
+            "management_url": b.management_url,
+        }
+        self._send(settings)
         self._thread.start()
         if not self._ready.wait(timeout):
-            self._stop.set()
+            self.stop()
             raise TimeoutError("the firehose consumer did not start in time")
         if self._error is not None:
+            self.stop()
             raise self._error
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop consuming, delete the trace queue, switch tracing off if we were the last."""
-        if not self._thread.is_alive():
+        process = self._process
+        if process is None:
             return
         self._stop.set()
+        self._send({"stop": True})
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
         self._thread.join(timeout)
+        with self._cond:
+            self._cond.notify_all()
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive() and not self._stop.is_set()
+        return (
+            self._process is not None
+            and self._process.poll() is None
+            and self._thread.is_alive()
+            and not self._stop.is_set()
+        )
 
     def sync(self, timeout: float = 3.0) -> bool:
         """Wait until every trace message published before this call has been processed.
@@ -253,27 +323,19 @@ class Tracer:
         A marker message is sent through our own trace queue: queues keep order, so when it
         comes back, everything the broker traced before it has come back too.
         """
-        if not self.alive or self._connection is None:
+        if not self.alive:
             return False
         seq = next(self._sync_seq)
+        if not self._send({"sync": seq}):
+            return False
+        deadline = time.monotonic() + timeout
         with self._cond:
-            self._syncing += 1
-        try:
-            try:
-                self._connection.add_callback_threadsafe(lambda: self._send_marker(seq))
-            except Exception:  # the connection is closing
-                return False
-            deadline = time.monotonic() + timeout
-            with self._cond:
-                while self._synced < seq:
-                    left = deadline - time.monotonic()
-                    if left <= 0 or not self.alive:
-                        return False
-                    self._cond.wait(min(left, 0.1))
-            return True
-        finally:
-            with self._cond:
-                self._syncing -= 1
+            while self._synced < seq:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.alive:
+                    return False
+                self._cond.wait(min(left, 0.1))
+        return True
 
     def settle(self, timeout: float = 5.0, pause: float = 0.1) -> bool:
         """Sync until two marker round trips in a row bring no new events.
@@ -307,142 +369,96 @@ class Tracer:
 
         A passive declare is answered by the queue itself, at once, for every queue type;
         the management API's numbers come from statistics that lag (quorum queues' by
-        seconds). Queues that are gone are left out.
+        seconds). Queues that are gone, or another connection's exclusive queues (which
+        refuse a passive declare), are left out.
         """
-        result: dict[str, tuple[int, int]] = {}
-        done = threading.Event()
-
-        def ask() -> None:
-            try:
-                for name in queues:
-                    if self._aux is None or not self._aux.is_open:
-                        self._aux = self._connection.channel()
-                    try:
-                        ok = self._aux.queue_declare(name, passive=True)
-                        result[name] = (ok.method.message_count, ok.method.consumer_count)
-                    except pika.exceptions.ChannelClosedByBroker:
-                        self._aux = None  # 404: the queue is gone; the channel closed
-            finally:
-                done.set()
-
-        if not self.alive or self._connection is None:
+        if not self.alive or not queues:
             return {}
-        try:
-            self._connection.add_callback_threadsafe(ask)
-        except Exception:
+        ask = next(self._count_ids)
+        if not self._send({"counts": list(queues), "id": ask}):
             return {}
-        done.wait(timeout)
-        return dict(result) if done.is_set() else {}
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while ask not in self._counts:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.alive:
+                    return {}
+                self._cond.wait(min(left, 0.1))
+            result = self._counts.pop(ask)
+        return {name: (ready, consumers) for name, (ready, consumers) in result.items()}
 
-    # -- the background thread -------------------------------------------------------------
+    # -- talking to the process -------------------------------------------------------------
 
-    def _run(self) -> None:
-        from helpers.management import ManagementClient
-
-        b = self.broker
-        api = ManagementClient(b.management_url, b.username, b.password)
+    def _send(self, message: dict[str, Any]) -> bool:
+        process = self._process
+        if process is None or process.stdin is None or process.poll() is not None:
+            return False
         try:
-            self._open(api)
-        except BaseException as exc:  # reported to start()
-            self._error = exc
-            self._ready.set()
-            self._close(api)
-            return
-        self._ready.set()
+            with self._write_lock:
+                process.stdin.write((json.dumps(message) + "\n").encode())
+                process.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            return False
+        return True
+
+    def _read(self) -> None:
+        """The reading thread: events to on_events, answers to waiting calls, ticks.
+
+        It reads the pipe's file descriptor itself: a buffered reader would hold lines that
+        `select` no longer reports, and a sync() would wait for them in vain.
+        """
+        process = self._process
+        assert process is not None and process.stdout is not None
+        fd = process.stdout.fileno()
+        pending = b""
+        next_tick = time.monotonic()
+        closed = False
         try:
-            while not self._stop.is_set():
-                self._connection.process_data_events(time_limit=self.tick)
-                handled = self._flush()
-                if self.on_tick is not None:
+            while not closed:
+                readable, _, _ = select.select([fd], [], [], self.tick)
+                if readable:
+                    chunk = os.read(fd, 1 << 16)
+                    if not chunk:
+                        break  # the process has ended
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        if line and self._handle(json.loads(line)):
+                            closed = True
+                now = time.monotonic()
+                if self.on_tick is not None and now >= next_tick and self._ready.is_set():
+                    next_tick = now + self.tick
                     self.on_tick()
-                if handled and not self._syncing:
-                    # A burst: go at a bounded pace so a publisher in the same kernel keeps
-                    # most of the CPU; the rest waits in the trace queue (a sync() call
-                    # lifts the pace until it is done).
-                    self._stop.wait(handled / PACED_EVENTS_PER_S)
-        except Exception as exc:  # the broker went away: keep the error for the diagram
-            self._error = exc
+        except Exception as exc:  # keep the error for the diagram
+            self._error = self._error or exc
         finally:
             self._stop.set()
+            self._ready.set()
             with self._cond:
                 self._cond.notify_all()
-            self._close(api)
 
-    def _open(self, api: ManagementClient) -> None:
-        b = self.broker
-        params = b.connection_parameters(
-            client_properties={"connection_name": "tutorial flow diagram (firehose)"},
-            connection_attempts=1,
-            socket_timeout=5,
-        )
-        self._connection = pika.BlockingConnection(params)
-        self._channel = self._connection.channel()
-        self.queue = self._channel.queue_declare(
-            "", exclusive=True, auto_delete=True, arguments={"x-max-length": 200_000}
-        ).method.queue
-        self.was_on = tracing_was_on_before(api, b.vhost)
-        self._channel.queue_bind(
-            self.queue, TRACE_EXCHANGE, "#", arguments={BINDING_MARK: True, WAS_ON: self.was_on}
-        )
-        self._channel.basic_qos(prefetch_count=PREFETCH)
-        self._channel.basic_consume(self.queue, self._on_message)
-        if not self.was_on:
-            # Left until the last diagram goes, so a dead kernel's tracing can be found.
-            self._channel.exchange_declare(TRACING_MARK, "fanout", internal=True)
-        if not api.tracing(b.vhost):
-            api.set_tracing(b.vhost, True)
+    def _handle(self, message: dict[str, Any]) -> bool:
+        """Act on one line from the process; True when it has closed."""
+        if "stats" in message:
+            self.events_seen, self.received, self.markers_sent = message["stats"]
+        if "events" in message:
+            self.on_events([decode(item) for item in message["events"]])
+        if "synced" in message:
+            with self._cond:
+                self._synced = max(self._synced, int(message["synced"]))
+                self._cond.notify_all()
+        elif "counts" in message:
+            with self._cond:
+                self._counts[int(message["counts"])] = message["result"]
+                self._cond.notify_all()
+        elif "ready" in message:
+            self.queue, self.was_on = message["ready"], bool(message["was_on"])
+            self._ready.set()
+        elif "error" in message:
+            from helpers.errors import TutorialError
 
-    def _close(self, api: ManagementClient) -> None:
-        try:
-            if self._connection is not None and self._connection.is_open:
-                if self.queue and self._channel is not None and self._channel.is_open:
-                    self._channel.queue_delete(self.queue)
-                self._connection.close()
-        except Exception:  # already gone: the exclusive queue went with the connection
-            pass
-        try:
-            if self.queue and not self.was_on and not diagram_trace_queues(api, self.broker.vhost):
-                api.set_tracing(self.broker.vhost, False)
-                vhost = quote(self.broker.vhost, safe="")
-                api.request("DELETE", f"exchanges/{vhost}/{TRACING_MARK}", ok404=True)
-        except Exception:  # the management API is gone too; nothing more we can do
-            pass
-
-    def _send_marker(self, seq: int) -> None:
-        props = pika.BasicProperties(message_id=f"{SYNC_ID}{seq}")
-        self._channel.basic_publish("", self.queue, b"", props)
-        self.markers_sent += 1
-
-    def _on_message(self, _ch: Any, method: Any, props: Any, body: bytes) -> None:
-        self._last_tag = method.delivery_tag
-        self._unacked += 1
-        self.received += 1
-        if method.exchange != TRACE_EXCHANGE:
-            mid = props.message_id or ""
-            if mid.startswith(SYNC_ID):
-                self._flush()
-                with self._cond:
-                    self._synced = max(self._synced, int(mid[len(SYNC_ID) :]))
-                    self._cond.notify_all()
-            return
-        event = parse(method.routing_key, props.headers, body)
-        if event is None or self._is_own(event):
-            return
-        self.events_seen += 1
-        self._batch.append(event)
-
-    def _is_own(self, event: TraceEvent) -> bool:
-        """Our own sync markers are traced too (publish to "" and deliver from our queue)."""
-        if event.kind == "deliver":
-            return event.queue == self.queue
-        return event.exchange == "" and event.routed_queues == (self.queue,)
-
-    def _flush(self) -> int:
-        """Hand the batch to on_events, then ack it all: returns how many messages that was."""
-        if self._batch:
-            batch, self._batch = self._batch, []
-            self.on_events(batch)
-        handled, self._unacked = self._unacked, 0
-        if handled and self._channel is not None and self._channel.is_open:
-            self._channel.basic_ack(self._last_tag, multiple=True)
-        return handled
+            self._error = TutorialError(
+                "The diagram's firehose consumer failed: " + message["error"]
+            )
+            self._ready.set()
+        return "closed" in message

@@ -1,7 +1,9 @@
 """A kernel that dies with a diagram open must not leave tracing on for good.
 
 The "kernel" here is a real Python process that opens a FlowDiagram on a private vhost and is
-then killed with SIGKILL, as a crashed or restarted Jupyter kernel is.
+then killed with SIGKILL, as a crashed or restarted Jupyter kernel is: alone (its firehose
+process sees its input close and cleans up), or together with its firehose process, as when
+the whole process group is killed (then the next diagram cleans up).
 """
 
 from __future__ import annotations
@@ -41,19 +43,36 @@ def vbroker(broker: Broker) -> Iterator[Broker]:
         yield b
 
 
-def _kill_a_kernel_with_a_diagram_open(vbroker: Broker) -> None:
+def _start_kernel(vbroker: Broker) -> subprocess.Popen:
     kernel = subprocess.Popen(
         [sys.executable, "-c", KERNEL, vbroker.vhost],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group, with its firehose process
     )
-    try:
-        assert kernel.stdout.readline().strip() == "diagram open"
-        assert vbroker.management.tracing(vbroker.vhost)
-    finally:
-        os.kill(kernel.pid, signal.SIGKILL)
-        kernel.wait()
+    assert kernel.stdout.readline().strip() == "diagram open"
+    assert vbroker.management.tracing(vbroker.vhost)
+    return kernel
+
+
+def test_a_killed_kernel_leaves_no_tracing_on(vbroker):
+    kernel = _start_kernel(vbroker)
+    os.kill(kernel.pid, signal.SIGKILL)  # the kernel alone
+    kernel.wait()
+    api = vbroker.management
+    deadline = time.monotonic() + 10
+    while api.tracing(vbroker.vhost) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not api.tracing(vbroker.vhost), "its firehose process switched tracing off"
+    assert api.exchange(TRACING_MARK, vbroker.vhost) is None
+    assert diagram_trace_queues(api, vbroker.vhost) == []
+
+
+def _kill_a_kernel_with_a_diagram_open(vbroker: Broker) -> None:
+    kernel = _start_kernel(vbroker)
+    os.killpg(kernel.pid, signal.SIGKILL)  # the kernel and its firehose process at once
+    kernel.wait()
     api = vbroker.management
     deadline = time.monotonic() + 10  # the broker drops the exclusive trace queue with it
     while diagram_trace_queues(api, vbroker.vhost) and time.monotonic() < deadline:

@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from helpers.broker import Broker
     from helpers.view.panel import PublishPanel
 
-LAGGING_STATS_S = 1.2  # unconfirmed counts: unchanged this long (> a stats interval)
+LAGGING_STATS_S = 2.0  # unconfirmed counts: unchanged this long (> a stats interval)
 TOPOLOGY_EVERY_S = 1.0  # idle refresh of counts and topology from the management API
 TOPOLOGY_AFTER_EVENTS_S = 0.25
 STATIC_START = "<!--flow-diagram-->"

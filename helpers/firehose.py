@@ -1,0 +1,249 @@
+"""The firehose consumer, in a process of its own: `python -m helpers.firehose`.
+
+Why a process: decoding trace messages is pika's pure-Python frame parsing, tens of
+microseconds per message. Inside the kernel it competed for the GIL with the very program
+the diagram watches (a burst publisher ran at about half its speed, and the picture fell
+seconds behind). In its own process it has its own interpreter, and on another core.
+
+Protocol, one JSON document per line:
+- stdin: first the settings ({"host", "port", "vhost", "username", "password",
+  "management_url"}; the password travels here, never on a command line), then commands:
+  {"sync": n} sends marker n through our queue; {"counts": [queue, ...], "id": n} asks each
+  queue for its counts; {"stop": true}. End of input (the kernel died) also stops it.
+- stdout: {"ready": queue, "was_on": bool} or {"error": text}; then {"events": [...],
+  "stats": [events, received, markers]} batches (see `encode`), {"synced": n},
+  {"counts": n, "result": {queue: [ready, consumers]}}, and {"closed": true} at the end.
+
+Tracing on/off and its reference count on the broker are done here, as they were in the
+kernel (see `helpers.trace`); the exclusive trace queue dies with this process's connection.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import queue
+import sys
+import threading
+import time
+from typing import Any
+from urllib.parse import quote
+
+import pika
+import pika.exceptions
+
+from helpers.management import ManagementClient
+from helpers.trace import (
+    BINDING_MARK,
+    PREFETCH,
+    SYNC_ID,
+    TRACE_EXCHANGE,
+    TRACING_MARK,
+    WAS_ON,
+    TraceEvent,
+    diagram_trace_queues,
+    parse,
+    tracing_was_on_before,
+)
+
+BODY_HEAD = 256  # bytes of each body sent on: previews need no more
+BATCH_EVENTS = 1000
+BATCH_SECONDS = 0.05
+
+
+def encode(event: TraceEvent) -> list[Any]:
+    """A trace event as a compact JSON list (`decode` in helpers.trace reverses it)."""
+    headers = [[str(k), _text(v)] for k, v in list(event.headers.items())[:4]]
+    return [
+        event.kind,
+        event.exchange,
+        list(event.routing_keys),
+        list(event.routed_queues),
+        event.queue,
+        event.redelivered,
+        event.connection,
+        event.channel,
+        event.message_id,
+        headers,
+        base64.b64encode(event.body[:BODY_HEAD]).decode("ascii"),
+        len(event.body),
+        event.reply_to,
+    ]
+
+
+def _text(value: Any) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return text[:60]
+
+
+class Worker:
+    def __init__(self, settings: dict[str, Any], out: Any):
+        self.s = settings
+        self.out = out
+        self.api = ManagementClient(
+            settings["management_url"], settings["username"], settings["password"]
+        )
+        self.connection: pika.BlockingConnection | None = None
+        self.channel: Any = None
+        self.aux: Any = None  # a second channel for passive declares (a 404 closes it)
+        self.queue = ""
+        self.was_on = False
+        self.batch: list[list[Any]] = []
+        self.synced: list[int] = []  # markers back, to report after the batch before them
+        self.last_tag = 0
+        self.unacked = 0
+        self.events = self.received = self.markers = 0
+
+    def emit(self, message: dict[str, Any]) -> None:
+        self.out.write(json.dumps(message, separators=(",", ":")) + "\n")
+        self.out.flush()
+
+    def open(self) -> None:
+        s = self.s
+        params = pika.ConnectionParameters(
+            host=s["host"],
+            port=s["port"],
+            virtual_host=s["vhost"],
+            credentials=pika.PlainCredentials(s["username"], s["password"]),
+            client_properties={"connection_name": "tutorial flow diagram (firehose)"},
+            connection_attempts=1,
+            socket_timeout=5,
+        )
+        self.connection = pika.BlockingConnection(params)
+        self.channel = self.connection.channel()
+        self.queue = self.channel.queue_declare(
+            "", exclusive=True, auto_delete=True, arguments={"x-max-length": 200_000}
+        ).method.queue
+        self.was_on = tracing_was_on_before(self.api, s["vhost"])
+        self.channel.queue_bind(
+            self.queue, TRACE_EXCHANGE, "#", arguments={BINDING_MARK: True, WAS_ON: self.was_on}
+        )
+        self.channel.basic_qos(prefetch_count=PREFETCH * 5)
+        self.channel.basic_consume(self.queue, self.on_message)
+        if not self.was_on:
+            # Left until the last diagram goes, so a dead kernel's tracing can be found.
+            self.channel.exchange_declare(TRACING_MARK, "fanout", internal=True)
+        if not self.api.tracing(s["vhost"]):
+            self.api.set_tracing(s["vhost"], True)
+
+    def close(self) -> None:
+        try:
+            if self.connection is not None and self.connection.is_open:
+                if self.queue and self.channel is not None and self.channel.is_open:
+                    self.channel.queue_delete(self.queue)
+                self.connection.close()
+        except Exception:  # already gone: the exclusive queue went with the connection
+            pass
+        try:
+            vhost = self.s["vhost"]
+            if self.queue and not self.was_on and not diagram_trace_queues(self.api, vhost):
+                self.api.set_tracing(vhost, False)
+                path = f"exchanges/{quote(vhost, safe='')}/{TRACING_MARK}"
+                self.api.request("DELETE", path, ok404=True)
+        except Exception:  # the management API is gone too; nothing more we can do
+            pass
+
+    def on_message(self, _ch: Any, method: Any, props: Any, body: bytes) -> None:
+        self.last_tag = method.delivery_tag
+        self.unacked += 1
+        self.received += 1
+        if method.exchange != TRACE_EXCHANGE:
+            mid = props.message_id or ""
+            if mid.startswith(SYNC_ID):
+                self.synced.append(int(mid[len(SYNC_ID) :]))
+            return
+        event = parse(method.routing_key, props.headers, body)
+        if event is None or self.is_own(event):
+            return
+        self.events += 1
+        self.batch.append(encode(event))
+
+    def is_own(self, event: TraceEvent) -> bool:
+        """Our own sync markers are traced too (publish to "" and deliver from our queue)."""
+        if event.kind == "deliver":
+            return event.queue == self.queue
+        return event.exchange == "" and event.routed_queues == (self.queue,)
+
+    def flush(self) -> None:
+        if self.batch:
+            batch, self.batch = self.batch, []
+            self.emit({"events": batch, "stats": [self.events, self.received, self.markers]})
+        for n in self.synced:
+            self.emit({"synced": n, "stats": [self.events, self.received, self.markers]})
+        self.synced = []
+        if self.unacked and self.channel is not None and self.channel.is_open:
+            self.channel.basic_ack(self.last_tag, multiple=True)
+            self.unacked = 0
+
+    def send_marker(self, seq: int) -> None:
+        props = pika.BasicProperties(message_id=f"{SYNC_ID}{seq}")
+        self.channel.basic_publish("", self.queue, b"", props)
+        self.markers += 1
+
+    def counts(self, names: list[str]) -> dict[str, list[int]]:
+        result: dict[str, list[int]] = {}
+        for name in names:
+            if self.aux is None or not self.aux.is_open:
+                self.aux = self.connection.channel()
+            try:
+                ok = self.aux.queue_declare(name, passive=True)
+                result[name] = [ok.method.message_count, ok.method.consumer_count]
+            except pika.exceptions.ChannelClosedByBroker:
+                self.aux = None  # 404 gone, or 405 another connection's exclusive queue
+        return result
+
+
+def main() -> int:
+    commands: queue.Queue[dict[str, Any]] = queue.Queue()
+    settings = json.loads(sys.stdin.readline())
+
+    def read_commands() -> None:
+        for line in sys.stdin:
+            if line.strip():
+                commands.put(json.loads(line))
+        commands.put({"stop": True})  # end of input: the kernel has gone
+
+    threading.Thread(target=read_commands, daemon=True).start()
+    worker = Worker(settings, sys.stdout)
+    try:
+        worker.open()
+    except Exception as exc:
+        worker.emit({"error": f"{type(exc).__name__}: {exc}"})
+        worker.close()
+        return 1
+    worker.emit({"ready": worker.queue, "was_on": worker.was_on})
+    last_flush = time.monotonic()
+    stopping = False
+    try:
+        while not stopping:
+            worker.connection.process_data_events(time_limit=0.01)
+            while not commands.empty():
+                command = commands.get()
+                if "stop" in command:
+                    stopping = True
+                elif "sync" in command:
+                    worker.send_marker(int(command["sync"]))
+                elif "counts" in command:
+                    worker.flush()
+                    worker.emit(
+                        {"counts": command["id"], "result": worker.counts(command["counts"])}
+                    )
+            now = time.monotonic()
+            due = now - last_flush >= BATCH_SECONDS or len(worker.batch) >= BATCH_EVENTS
+            if worker.synced or (due and (worker.batch or worker.unacked)):
+                worker.flush()
+                last_flush = now
+    except Exception as exc:  # the broker went away
+        worker.emit({"error": f"{type(exc).__name__}: {exc}"})
+    finally:
+        worker.flush()
+        worker.close()
+        worker.emit({"closed": True})
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # the kernel stopped reading: nothing more to say
+        sys.exit(0)
