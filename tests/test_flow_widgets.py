@@ -112,6 +112,18 @@ def test_publish_panel_really_publishes_and_shows_the_code(vbroker):
         connection.close()
 
 
+def test_running_a_diagram_cell_again_replaces_the_old_diagram(vbroker):
+    first = FlowDiagram(vbroker, prefix=P)
+    second = FlowDiagram(vbroker, prefix=P)  # the same cell, run again
+    other = FlowDiagram(vbroker, prefix=P + "other.")
+    try:
+        assert first.closed and not second.closed and not other.closed
+    finally:
+        for d in (first, second, other):
+            d.close()
+    assert not vbroker.management.tracing(vbroker.vhost)
+
+
 def test_parse_headers():
     assert parse_headers("") == {}
     assert parse_headers("a=1\nb = two") == {"a": "1", "b": "two"}

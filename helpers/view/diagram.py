@@ -112,6 +112,16 @@ class FlowDiagram:
         prefix: str | tuple[str, ...] = "",
         max_renders_per_s: float = 10.0,
     ):
+        # Running a diagram's cell again replaces the diagram it made before: an earlier one
+        # of this kernel with the same broker, vhost and prefix is closed first.
+        for old in list(_live):
+            if (old.broker.host, old.broker.port, old.broker.vhost, old.prefix) == (
+                broker.host,
+                broker.port,
+                broker.vhost,
+                prefix,
+            ):
+                old.close()
         self.broker = broker
         self.prefix = prefix
         self.state = FlowState(prefix=prefix)
@@ -176,7 +186,8 @@ class FlowDiagram:
             agreed = (
                 complete
                 and all(
-                    api[q].ready == ready
+                    # A stream keeps what it was sent: its "ready" has no such meaning there.
+                    (api[q].type == "stream" or api[q].ready == ready)
                     and (
                         api[q].counts_lag or not topology.consumers_listed or listed[q] == consumers
                     )
