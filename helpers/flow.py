@@ -267,6 +267,7 @@ class FlowState:
         # topology did not hold yet; settled by a later topology or a delivery (see below).
         self._pending: list[tuple[int, str, float]] = []
         self._callers: dict[str, tuple[str, int]] = {}  # reply_to address -> requester
+        self._names: dict[str, str] = {}  # connection -> the name it gave, once seen
 
     # -- scope ------------------------------------------------------------------------------
 
@@ -388,6 +389,8 @@ class FlowState:
         if changed:
             self.topology = topology
             self._scope_cache = None
+            if len(self._names) < 10_000:
+                self._names.update(topology.connections)
         if topology.connections_listed and self._note_gone(now):
             changed = True
         if self._pending and self._resolve_pending(now):
@@ -419,9 +422,12 @@ class FlowState:
         return 0.0 if gone is None else min(1.0, (now - gone) / FADE_S)
 
     def connection_label(self, client: tuple[str, int]) -> str:
-        """What to call a client's connection: the name it gave, else its address."""
-        labels = dict(self.topology.connections)
-        return labels.get(client[0]) or client_address(client[0])
+        """What to call a client's connection: the name it gave, else its address.
+
+        Names are remembered after the connection has closed, so a program that has left
+        keeps its name in the picture (and in the saved one).
+        """
+        return self._names.get(client[0]) or client_address(client[0])
 
     def _resolve_pending(self, now: float) -> bool:
         """Settle messages the default exchange "routed" to queues we did not know yet.

@@ -61,6 +61,8 @@ def test_programs_that_left_fade_and_go(vbroker):
         later = Layout(state, now + FADE_S + 1)
         assert drawn_and_live(now) == [], "every sender is known to have hung up: fading"
         assert 0 < len(soon.producers) <= MAX_CLIENTS, "a bounded picture"
+        named = {state.connection_label(c) for c in soon.producers}
+        assert all(n.startswith("one-shot sender ") for n in named), "names outlive the programs"
         assert later.producers == [], "after fading they leave the picture"
         assert later.height < soon.height / 4
 

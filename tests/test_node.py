@@ -218,6 +218,14 @@ def _second_checkout(tmp_path: Path) -> Path:
     return checkout
 
 
+def test_stop_with_a_node_dir_stops_only_that_node(tmp_path, broker: Broker):
+    """`broker stop` for a node named by TUTORIAL_NODE_DIR leaves the checkout's nodes alone."""
+    env = _node_env(tmp_path)
+    stopped = _cli(env, "stop", timeout=30)
+    assert stopped.returncode == 0 and "not running" in stopped.stdout
+    assert broker.node.is_ready(), "the checkout's own node still runs"
+
+
 def test_second_checkout_gets_its_own_node(tmp_path, broker: Broker):
     """It neither adopts this checkout's node nor fails on its ports: it starts its own."""
     checkout = _second_checkout(tmp_path)

@@ -173,7 +173,11 @@ def stop(progress: Progress | None = print) -> bool:
     nodes = candidates()
     known = {n.base for n in nodes}
     runtime = nodes[0].runtime if nodes else None
-    for extra in sorted((repo_dir() / ".rabbitmq").glob("*/node.pid")):
+    # With TUTORIAL_NODE_DIR only that node is meant; otherwise the checkout's test nodes too.
+    extras = [] if os.environ.get("TUTORIAL_NODE_DIR") else (repo_dir() / ".rabbitmq").glob(
+        "*/node.pid"
+    )
+    for extra in sorted(extras):
         if runtime is not None and extra.parent not in known:
             nodes.append(Node(extra.parent, runtime))  # e.g. the learner-session test node
     for candidate in nodes:
