@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import queue
 import sys
 import threading
@@ -194,6 +195,12 @@ class Worker:
 
 
 def main() -> int:
+    # Lower priority than the kernel: on a busy machine the program being watched goes first,
+    # and the picture catches up when the CPU is free.
+    try:
+        os.nice(10)
+    except OSError:
+        pass
     commands: queue.Queue[dict[str, Any]] = queue.Queue()
     settings = json.loads(sys.stdin.readline())
 
