@@ -359,30 +359,32 @@ class Tracer:
 
     def consumer_counts(self, queues: list[str], timeout: float = 2.0) -> dict[str, int]:
         """How many consumers each queue has right now (see `queue_counts`)."""
-        return {
-            name: consumers
-            for name, (_ready, consumers) in self.queue_counts(queues, timeout).items()
-        }
+        counts = self.queue_counts(queues, timeout) or {}
+        return {name: consumers for name, (_ready, consumers) in counts.items()}
 
-    def queue_counts(self, queues: list[str], timeout: float = 2.0) -> dict[str, tuple[int, int]]:
+    def queue_counts(
+        self, queues: list[str], timeout: float = 2.0
+    ) -> dict[str, tuple[int, int]] | None:
         """(ready messages, consumers) of each queue right now, asked over AMQP.
 
         A passive declare is answered by the queue itself, at once, for every queue type;
         the management API's numbers come from statistics that lag (quorum queues' by
         seconds). Queues that are gone, or another connection's exclusive queues (which
-        refuse a passive declare), are left out.
+        refuse a passive declare), are left out. None when no answer came in time.
         """
-        if not self.alive or not queues:
+        if not queues:
             return {}
+        if not self.alive:
+            return None
         ask = next(self._count_ids)
         if not self._send({"counts": list(queues), "id": ask}):
-            return {}
+            return None
         deadline = time.monotonic() + timeout
         with self._cond:
             while ask not in self._counts:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self.alive:
-                    return {}
+                    return None
                 self._cond.wait(min(left, 0.1))
             result = self._counts.pop(ask)
         return {name: (ready, consumers) for name, (ready, consumers) in result.items()}

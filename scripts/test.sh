@@ -4,7 +4,7 @@
 # Hermetic: TUTORIAL_BROKER=private makes the helpers ignore AMQP_URL and 127.0.0.1:5672.
 # Two brokers, two notebook passes, run side by side to keep the wall time down:
 #   1. the reference RabbitMQ (4.3, provisioned in a cached root filesystem): unit tests,
-#      then every notebook under strict nbval (outputs compared), while the learner
+#      then every notebook under strict nbval (outputs compared); meanwhile the learner
 #      sessions (tests/learner.py) act out a person working through each chapter on a
 #      test node of the same RabbitMQ with a 1 s heartbeat;
 #   2. the machine's own RabbitMQ (Debian 12: 3.10): every notebook again, in reverse order,
@@ -44,17 +44,19 @@ say "Second notebook pass in the background: installed RabbitMQ, reverse order (
   echo $? > "$LOGS/notebooks-system.rc" ) &
 second=$!
 
+# Learner sessions (tests/learner.py) run on a node of their own (heartbeat 1 s), one vhost
+# per chapter, so they run beside everything else without touching its brokers. They spend
+# most of their time in the pauses they act out, so five run at once.
+say "Learner sessions in the background: pauses, re-runs, wrong answers ($LOGS/learner.log)"
+( TUTORIAL_RABBITMQ=$FIRST $VENV/bin/pytest -q -n 5 -m learner tests > "$LOGS/learner.log" 2>&1
+  echo $? > "$LOGS/learner.rc" ) &
+learner_pid=$!
+
 say "Unit tests of the helpers, against the $FIRST RabbitMQ [$(elapsed)]"
 # Four workers on two cores: most tests wait on the broker. One file per worker, since the
 # tests of one file share names on the broker.
 TUTORIAL_RABBITMQ=$FIRST $VENV/bin/pytest -q -n 4 --dist loadfile -m "not learner" tests; unit=$?
 
-# Learner sessions (tests/learner.py) run on a node of their own (heartbeat 1 s), one vhost
-# per chapter, so they can run beside the strict notebook pass without touching its broker.
-say "Learner sessions in the background: pauses, re-runs, wrong answers ($LOGS/learner.log)"
-( TUTORIAL_RABBITMQ=$FIRST $VENV/bin/pytest -q -n 3 -m learner tests > "$LOGS/learner.log" 2>&1
-  echo $? > "$LOGS/learner.rc" ) &
-learner_pid=$!
 
 say "Every notebook under nbval on the $FIRST RabbitMQ (${STRICT[0]}), leftovers checked [$(elapsed)]"
 TUTORIAL_RABBITMQ=$FIRST $PY scripts/deprecations.py mark

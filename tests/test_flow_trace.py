@@ -27,7 +27,7 @@ def test_tracing_on_while_live_and_off_after_the_last_close(vbroker):
     api = vbroker.management
     assert not api.tracing(vbroker.vhost)
     first = FlowDiagram(vbroker, prefix="flowdev.")
-    second = FlowDiagram(vbroker, prefix="flowdev.")
+    second = FlowDiagram(vbroker, prefix="flowdev.other.")  # (the same prefix replaces it)
     try:
         assert api.tracing(vbroker.vhost)
         assert len(diagram_trace_queues(api, vbroker.vhost)) == 2

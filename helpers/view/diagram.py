@@ -149,7 +149,7 @@ class FlowDiagram:
 
     # -- what the notebook calls -----------------------------------------------------------
 
-    def wait_until_caught_up(self, timeout: float = 5.0) -> CaughtUp:
+    def wait_until_caught_up(self, timeout: float = 10.0) -> CaughtUp:
         """Block until every message published so far is drawn and the counts have settled.
 
         Bounded by `timeout` seconds. Returns a true `CaughtUp` when the picture caught up
@@ -172,7 +172,8 @@ class FlowDiagram:
         previous: Topology | None = None
         still_since = time.monotonic()
         while True:
-            exact = self.tracer.queue_counts(names)
+            answer = self.tracer.queue_counts(names)
+            exact = answer or {}
             topology = read_topology(self._api, self.broker.vhost)
             if topology != previous:
                 still_since = time.monotonic()
@@ -195,6 +196,7 @@ class FlowDiagram:
                     if q in api
                 )
                 and self.state.pending == 0
+                and answer is not None  # the queues themselves answered
             )
             # Counts the queues themselves could not confirm (quorum and stream queues; another
             # connection's exclusive queue, which refuses a passive declare with 405) must
