@@ -8,6 +8,7 @@ AMQP_URL sets it itself, and subprocesses see neither.
 from __future__ import annotations
 
 import os
+import random
 import socket
 from collections.abc import Iterator
 
@@ -56,15 +57,24 @@ def connection(params: pika.ConnectionParameters) -> Iterator[pika.BlockingConne
 
 
 def free_ports(n: int) -> list[int]:
-    """n distinct ports on 127.0.0.1 that nothing listens on (bound together, then released)."""
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+    """n distinct free ports on 127.0.0.1, below the kernel's ephemeral range.
+
+    A port the kernel handed out with bind(0) comes from the range it also gives outgoing
+    connections, so a busy suite can take it again before a test node binds it (seen:
+    `dist_port_already_used`). Ports from 20000-32000 are not handed out that way.
+    """
+    found: list[int] = []
+    while len(found) < n:
+        port = random.randrange(20_000, 32_000)
+        if port in found:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        found.append(port)
+    return found
 
 
 @pytest.fixture
