@@ -241,6 +241,7 @@ def run_learner_session(chapter: Chapter, broker: Broker) -> list[str]:
             _publish_from_every_panel(session, vbroker)
             for code in chapter.finally_code:
                 session.run_code(code)
+            _nothing_left(vbroker)
     return session.log
 
 
@@ -291,3 +292,21 @@ def _publish_from_every_panel(session: Session, vbroker: Broker) -> None:
     while panel_connections() and time.monotonic() < deadline:
         time.sleep(0.25)
     assert not panel_connections(), "a publish panel left its connection open"
+
+
+def _nothing_left(vbroker: Broker) -> None:
+    """After the cleanup: no connection open in the chapter's vhost (diagrams, cells, workers,
+    stopped consumers) and no tracing left on."""
+    api = vbroker.management
+    deadline = time.monotonic() + 10  # the API lists connections from statistics
+
+    def left() -> list[str]:
+        return [
+            c.get("client_properties", {}).get("connection_name") or c["name"]
+            for c in api.vhost_connections(vbroker.vhost)
+        ]
+
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert not left(), f"connections left open after the cleanup: {left()}"
+    assert not api.tracing(vbroker.vhost), "tracing is still on after the cleanup"

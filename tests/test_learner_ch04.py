@@ -36,24 +36,6 @@ def attempt(exchange_type: str, critical_key: str, kern_key: str, start_over: bo
     return CONNECT + (reset if start_over else "") + build
 
 
-NOTHING_LEFT = """
-import time
-
-# Every diagram is closed (also those replaced by running their cell twice): no connection
-# and no tracing is left; each cell's own connection closed with its `with` block.
-api = broker.management
-deadline = time.monotonic() + 10
-while time.monotonic() < deadline:
-    left = [c.get("client_properties", {}).get("connection_name") or c["name"]
-            for c in api.vhost_connections(broker.vhost)]
-    if not left:
-        break
-    time.sleep(0.25)
-assert not left, f"connections left open: {left}"
-assert not api.tracing(broker.vhost), "tracing is still on"
-print("nothing left")
-"""
-
 CHAPTER = Chapter(
     "04_exchanges.ipynb",
     wrong_answers=(
@@ -83,7 +65,6 @@ CHAPTER = Chapter(
             "the corrected cell run again without deleting: the old '#' binding stays",
         ),
     ),
-    finally_code=(NOTHING_LEFT,),
 )
 
 

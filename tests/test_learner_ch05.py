@@ -38,37 +38,6 @@ with pika.BlockingConnection(params) as connection:
 REJECT = "channel.basic_reject(delivery_tag=method.delivery_tag, requeue=False)"
 ACK = "channel.basic_ack(delivery_tag=method.delivery_tag)"
 
-NOTHING_LEFT = r"""
-import os
-import time
-
-# No worker process of this kernel is left (killed and waited for, or never started).
-children = []
-for pid in filter(str.isdigit, os.listdir("/proc")):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state, ppid = f.read().rsplit(")", 1)[1].split()[:2]
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmdline = f.read().replace(b"\0", b" ").decode()
-    except OSError:
-        continue
-    if int(ppid) == os.getpid() and "worker.py" in cmdline:
-        children.append((pid, state, cmdline))
-assert not children, f"worker processes left: {children}"
-
-# No connection (diagram, worker, cell, interrupted consumer) and no tracing is left.
-api = broker.management
-deadline = time.monotonic() + 10
-while time.monotonic() < deadline:
-    left = [c.get("client_properties", {}).get("connection_name") or c["name"]
-            for c in api.vhost_connections(broker.vhost)]
-    if not left:
-        break
-    time.sleep(0.25)
-assert not left, f"connections left open: {left}"
-assert not api.tracing(broker.vhost), "tracing is still on"
-print("nothing left")
-"""
 
 CHAPTER = Chapter(
     "05_acks.ipynb",
@@ -100,7 +69,6 @@ with pika.BlockingConnection(params) as connection:
 """,
         ),
     ),
-    finally_code=(NOTHING_LEFT,),
 )
 
 
