@@ -167,14 +167,16 @@ class FlowDiagram:
         # The queues themselves answer at once (passive declares); the API's consumer list
         # lags, and so do quorum and stream queues' counts: poll until the API agrees with
         # the queues and, where counts lag, has held still for a stats interval.
-        with self._lock:
-            names = [q.name for q in self.state.visible_queues()]
         previous: Topology | None = None
         still_since = time.monotonic()
         while True:
+            # The queues of this read (one declared a moment ago is not drawn yet), then
+            # their own counts.
+            topology = read_topology(self._api, self.broker.vhost)
+            with self._lock:
+                names = [q.name for q in topology.queues if self.state.queue_visible(q.name)]
             answer = self.tracer.queue_counts(names)
             exact = answer or {}
-            topology = read_topology(self._api, self.broker.vhost)
             if topology != previous:
                 still_since = time.monotonic()
             listed = Counter(c.queue for c in topology.consumers)
