@@ -268,6 +268,7 @@ class FlowState:
         self._pending: list[tuple[int, str, float]] = []
         self._callers: dict[str, tuple[str, int]] = {}  # reply_to address -> requester
         self._names: dict[str, str] = {}  # connection -> the name it gave, once seen
+        self._tags: dict[tuple[str, str, int], str] = {}  # (queue, connection, channel) -> tag
 
     # -- scope ------------------------------------------------------------------------------
 
@@ -391,6 +392,10 @@ class FlowState:
             self._scope_cache = None
             if len(self._names) < 10_000:
                 self._names.update(topology.connections)
+            if len(self._tags) < 10_000:
+                self._tags.update(
+                    {(c.queue, c.connection, c.channel): c.tag for c in topology.consumers}
+                )
         if topology.connections_listed and self._note_gone(now):
             changed = True
         if self._pending and self._resolve_pending(now):
@@ -420,6 +425,10 @@ class FlowState:
         """0 for a live client; up to 1 as its box fades after its connection closed."""
         gone = self.gone_at.get(client)
         return 0.0 if gone is None else min(1.0, (now - gone) / FADE_S)
+
+    def former_consumer(self, queue: str, client: tuple[str, int]) -> str | None:
+        """The tag of the consumer this channel had on `queue`, if the API ever listed one."""
+        return self._tags.get((queue, *client))
 
     def connection_label(self, client: tuple[str, int]) -> str:
         """What to call a client's connection: the name it gave, else its address.

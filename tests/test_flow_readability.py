@@ -68,7 +68,7 @@ def test_programs_that_left_fade_and_go(vbroker):
 def test_boxes_name_the_program_and_join_its_two_sides(vbroker):
     with _connect(vbroker, "billing worker") as worker, FlowDiagram(vbroker, prefix=P) as d:
         channel = worker.channel()
-        channel.queue_declare(P + "jobs", exclusive=True)
+        channel.queue_declare(P + "jobs", durable=True)  # outlives the worker (the vhost goes)
         channel.basic_consume(P + "jobs", lambda *_a: None, auto_ack=True, consumer_tag="w1")
         channel.basic_publish("", P + "jobs", b"job")
         worker.process_data_events(0.3)
@@ -76,11 +76,16 @@ def test_boxes_name_the_program_and_join_its_two_sides(vbroker):
         svg = static_svg(d.html())
         worker.close()  # the program hangs up: its box keeps its name while it fades
         deadline = time.monotonic() + 10
-        while not d.state.gone_at and time.monotonic() < deadline:
+        while (not d.state.gone_at or d.state.visible_consumers()) and (
+            time.monotonic() < deadline
+        ):
             time.sleep(0.2)
         after = static_svg(d.html())
     left = re.search(r'<g class="producer"[^>]*>.*?</g>', after).group(0)
     assert ">billing worker<" in left and "opacity" in left
+    # Its consumer has gone too: named by its tag, not mistaken for basic_get.
+    gone = re.search(r'<g class="consumer getter"[^>]*>.*?</g>', after).group(0)
+    assert "w1 (left)" in gone and "basic_get" not in gone
     producer = re.search(r'<g class="producer"[^>]*>.*?</g>', svg).group(0)
     consumer = re.search(r'<g class="consumer"[^>]*>.*?</g>', svg).group(0)
     for box in (producer, consumer):

@@ -85,7 +85,6 @@ LABEL_CHARS = 16  # what fits between two columns at font-size 10
 PROGRAM_COLORS = ("#2563eb", "#db2777", "#059669", "#d97706", "#7c3aed", "#0891b2", "#65a30d")
 
 
-
 def _reply_path(lay: Layout, replier: tuple[str, int], caller: tuple[str, int]) -> str:
     """A loop out of the replier's box and back into the caller's, right of both."""
     (ax, ay), (bx, by) = lay.right(("p", replier)), lay.right(("p", caller))
@@ -347,15 +346,16 @@ def render_svg(state: FlowState, now: float | None = None, animate: bool = True)
             )
         )
     for q, client in lay.getters:
+        tag = state.former_consumer(q, client)
         parts.append(
             _box(
                 lay,
                 ("g", (q, client)),
                 "consumer",
-                f"basic_get or a consumer that has gone: {state.connection_label(client)} "
-                f"({client[0]}) channel {client[1]}",
+                f"{'consumer ' + tag + ' (it has left)' if tag else 'basic_get'}: "
+                f"{state.connection_label(client)} ({client[0]}) channel {client[1]}",
                 state.connection_label(client),
-                f"basic_get · channel {client[1]}",
+                f"{tag} (left) · ch {client[1]}" if tag else f"basic_get · channel {client[1]}",
                 "consumer getter",
                 program=client[0],
                 faded=state.fading(client, lay.now),
