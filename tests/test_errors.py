@@ -60,7 +60,8 @@ def test_deprecated_feature_refused_by_rabbitmq_4(broker):
     with pika.BlockingConnection(broker.connection_parameters()) as connection:
         channel = connection.channel()
         try:
-            channel.queue_declare("unit.errors.shared-transient", durable=False, exclusive=False)  # deliberate: the refusal is the test
+            # Deliberately neither durable nor exclusive: the refusal is what is tested.
+            channel.queue_declare("unit.errors.shared-transient", durable=False, exclusive=False)
         except pe.ConnectionClosedByBroker as exc:
             error = exc
         else:

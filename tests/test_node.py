@@ -111,7 +111,8 @@ def test_reference_node_is_4x_with_deprecated_features_denied(broker: Broker):
     with pika.BlockingConnection(broker.connection_parameters()) as connection:
         channel = connection.channel()
         with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as refused:
-            channel.queue_declare("unit.node.transient-shared", durable=False, exclusive=False)  # deliberate
+            # Deliberately neither durable nor exclusive: the refusal is what is tested.
+            channel.queue_declare("unit.node.transient-shared", durable=False, exclusive=False)
     assert refused.value.reply_code == 541
     assert "transient_nonexcl_queues" in refused.value.reply_text
 
