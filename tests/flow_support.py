@@ -21,10 +21,10 @@ from helpers import Broker
 
 
 @contextmanager
-def private_vhost(broker: Broker, tag: str) -> Iterator[Broker]:
+def private_vhost(broker: Broker, tag: str, kind: str = "flowdev") -> Iterator[Broker]:
     """Create a fresh vhost the test user may use; yield a Broker pointing at it."""
     api = broker.management
-    vhost = f"flowdev-{tag}-{uuid.uuid4().hex[:8]}"
+    vhost = f"{kind}-{tag}-{uuid.uuid4().hex[:8]}"
     api.create_vhost(vhost)
     try:
         api.set_permissions(vhost, broker.username)

@@ -21,13 +21,13 @@ Notebook conventions this relies on (see docs/authoring.md):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +35,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import nbformat
+from flow_support import private_vhost
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -87,23 +88,10 @@ def learner_node() -> Node:
 
 @contextmanager
 def chapter_vhost(broker: Broker, chapter: Chapter) -> Iterator[Broker]:
-    """A fresh vhost for one chapter's session, deleted afterwards with all it holds."""
-    api = broker.management
-    vhost = f"learner-{chapter.notebook[:2]}-{uuid.uuid4().hex[:6]}"
-    api.create_vhost(vhost)
-    try:
-        api.set_permissions(vhost, broker.username)
-        yield Broker(
-            broker.host,
-            broker.port,
-            vhost,
-            broker.username,
-            broker.password,
-            broker.management_url,
-            "AMQP_URL",
-        )
-    finally:
-        api.delete_vhost(vhost)
+    """A fresh vhost for one chapter's session, deleted afterwards with all it holds. The
+    chapter sees it as AMQP_URL: a broker that is not its own private node."""
+    with private_vhost(broker, chapter.notebook[:2], kind="learner") as vbroker:
+        yield dataclasses.replace(vbroker, source="AMQP_URL", started_by_helpers=False, node=None)
 
 
 def start_learner_broker() -> Broker:
