@@ -162,7 +162,9 @@ def test_gives_up_before_its_timeout(broker, params):
     careful = make_client(params)
 
     def hasty(n, timeout):
-        return careful(n, timeout if n == ch06.N else 0.05)
+        # Gives up at once when no answer is there: no connection to open, so however
+        # loaded the machine is, it returns well before its timeout.
+        return careful(n, timeout) if n == ch06.N else None
 
     result = check(broker, hasty)
     assert not result.passed and "before its timeout" in result.message

@@ -131,6 +131,31 @@ def _shapes(channel) -> None:
     )
 
 
+def _rpc(b: Broker) -> list[pika.BlockingConnection]:
+    """Chapter 06's shapes: calls answered through a reply queue and through direct reply-to.
+
+    Returns the connections, to be closed after the picture is taken (a program's boxes
+    fade once it has hung up).
+    """
+    client, server = _connect(b, "rpc client"), _connect(b, "rpc server")
+    calls, answers = client.channel(), server.channel()
+    answers.queue_declare(P + "rpc", exclusive=True)  # the server's; callers publish to it
+    calls.queue_declare(P + "replies", exclusive=True)
+    replies: list[bytes] = []
+    calls.basic_consume(P + "replies", lambda *a: replies.append(a[3]), auto_ack=True)
+    calls.basic_consume("amq.rabbitmq.reply-to", lambda *a: replies.append(a[3]), auto_ack=True)
+    for n in range(12):
+        reply_to = P + "replies" if n % 2 else "amq.rabbitmq.reply-to"
+        calls.basic_publish("", P + "rpc", b"%d" % n, pika.BasicProperties(reply_to=reply_to))
+        method = props = None
+        while method is None:
+            method, props, _body = answers.basic_get(P + "rpc", auto_ack=True)
+        answers.basic_publish("", props.reply_to, b"answer")
+        while len(replies) <= n:
+            client.process_data_events(time_limit=0.05)
+    return [client, server]
+
+
 def _label_boxes(svg: str, name: str) -> list[dict]:
     from playwright.sync_api import sync_playwright
 
@@ -147,7 +172,8 @@ def _label_boxes(svg: str, name: str) -> list[dict]:
             page.screenshot(path=str(ARTIFACTS / f"labels_{name}.png"), full_page=True)
             return page.evaluate(
                 """() => [...document.querySelectorAll(
-                            'g.edge text, text.unroutable, g.exchange > rect, g.queue > rect')]
+                            'g.edge text, text.unroutable, g.exchange > rect, g.queue > rect,'
+                            + 'g.producer > rect:not(.program), g.consumer > rect')]
                     .map(t => { const b = t.getBBox();
                                 return {text: t.textContent || t.parentNode.dataset.name,
                                         box: t.tagName === 'rect',
@@ -166,22 +192,30 @@ def _overlap(a: dict, b: dict) -> bool:
     )
 
 
-@pytest.mark.parametrize("name", ["topic", "headers", "dlx"])
+@pytest.mark.parametrize("name", ["topic", "headers", "dlx", "rpc"])
 def test_no_two_edge_labels_overlap(vbroker, name):
+    prefix = {
+        "topic": (P + "topic", P + "all", P + "errors", P + "kern", P + "auth", P + "audit"),
+        "headers": (P + "headers", P + "pdf", P + "zip", P + "big"),
+        "dlx": (P + "work", P + "dlx", P + "parking"),
+        "rpc": (P + "rpc", P + "replies"),
+    }[name]
     with _connect(vbroker, "shapes") as conn:
-        channel = conn.channel()
-        _shapes(channel)
-        prefix = {
-            "topic": (P + "topic", P + "all", P + "errors", P + "kern", P + "auth", P + "audit"),
-            "headers": (P + "headers", P + "pdf", P + "zip", P + "big"),
-            "dlx": (P + "work", P + "dlx", P + "parking"),
-        }[name]
         with FlowDiagram(vbroker, prefix=prefix) as diagram:
+            if name == "rpc":
+                programs = _rpc(vbroker)
+            else:
+                programs = []
+                _shapes(conn.channel())
             diagram.wait_until_caught_up()
             svg = static_svg(diagram.html())
+            for program in programs:
+                program.close()
     shapes = _label_boxes(svg, name)
     labels = [s for s in shapes if not s["box"]]
-    assert len(labels) >= {"topic": 5, "headers": 3, "dlx": 1}[name], shapes
+    assert len(labels) >= {"topic": 5, "headers": 3, "dlx": 1, "rpc": 1}[name], shapes
+    if name == "rpc":
+        assert any(s["text"].startswith("reply · 6") for s in labels), labels
     clashes = [
         (a["text"], b["text"])
         for a, b in combinations(shapes, 2)

@@ -14,6 +14,7 @@ from helpers.flow import MAX_CLIENTS, FlowState
 NODE_W, NODE_H, COL_GAP, ROW_GAP, MARGIN = 150, 50, 100, 18, 16
 LEGEND_H = 40  # the totals and what they count, under the boxes
 MIN_WIDTH = 700  # room for the legend
+REPLY_GUTTER = 70  # left of the producers: where direct reply-to loops and labels go
 
 
 class Layout:
@@ -55,6 +56,15 @@ class Layout:
             *(client[0] for _q, client in self.getters),
         ]:
             self.programs.setdefault(conn, len(self.programs))
+        # Direct reply-to loops from one producer box back to another: drawn left of the
+        # producers, away from the publish edges and their counts on the right.
+        drawn = set(self.producers)
+        self.direct_replies = [
+            (replier, caller, n)
+            for (replier, caller), n in sorted(state.direct_replies.items(), key=str)
+            if replier in drawn and caller in drawn
+        ]
+        self.gutter = REPLY_GUTTER if self.direct_replies else 0
         depth = {x.name: 0 for x in self.exchanges}
         links = [
             (b.source, b.destination) for b in self.bindings if b.destination_type == "exchange"
@@ -87,13 +97,15 @@ class Layout:
         stagger = (NODE_H + ROW_GAP) / 2 if self.levels > 1 else 0
         self.height = MARGIN * 2 + rows * NODE_H + (rows - 1) * ROW_GAP + LEGEND_H + stagger
         ncols = (max(columns) + 1) if columns else 1
-        self.width = max(MIN_WIDTH, MARGIN * 2 + ncols * NODE_W + (ncols - 1) * COL_GAP)
+        self.width = max(
+            MIN_WIDTH, self.gutter + MARGIN * 2 + ncols * NODE_W + (ncols - 1) * COL_GAP
+        )
         for col, nodes in columns.items():
             total = len(nodes) * NODE_H + (len(nodes) - 1) * ROW_GAP
             shift = stagger if col_x0 < col < col_q else 0
             top = (self.height - LEGEND_H - stagger - total) / 2 + shift
             for i, node in enumerate(nodes):
-                x = MARGIN + col * (NODE_W + COL_GAP)
+                x = MARGIN + self.gutter + col * (NODE_W + COL_GAP)
                 self.pos[node] = (x, top + i * (NODE_H + ROW_GAP))
 
     def left(self, node: tuple[str, Any]) -> tuple[float, float]:

@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Any
 
 from helpers.flow import DEFAULT_EXCHANGE, FlowState, Message
-from helpers.view.layout import COL_GAP, MARGIN, NODE_H, NODE_W, Layout
+from helpers.view.layout import MARGIN, NODE_H, NODE_W, ROW_GAP, Layout
 
 ANIMATION_S = 1.4  # how long a dot travels; messages older than this are not animated
 MAX_DOTS = 40  # dots per render; more messages than that are summed up as "+N"
@@ -85,24 +85,35 @@ LABEL_CHARS = 16  # what fits between two columns at font-size 10
 PROGRAM_COLORS = ("#2563eb", "#db2777", "#059669", "#d97706", "#7c3aed", "#0891b2", "#65a30d")
 
 
+def _reply_depth(lay: Layout, ay: float, by: float) -> float:
+    """How far into the gutter a reply loop reaches: longer loops further out, so that
+    loops into one caller nest instead of running over each other."""
+    rows = abs(ay - by) / (NODE_H + ROW_GAP)
+    return min(lay.gutter - 6, 18 + 14 * rows)
+
+
 def _reply_path(lay: Layout, replier: tuple[str, int], caller: tuple[str, int]) -> str:
-    """A loop out of the replier's box and back into the caller's, right of both."""
-    (ax, ay), (bx, by) = lay.right(("p", replier)), lay.right(("p", caller))
-    bulge = max(ax, bx) + COL_GAP * 0.6
-    return f"M{ax:.0f},{ay:.0f} C{bulge:.0f},{ay:.0f} {bulge:.0f},{by:.0f} {bx:.0f},{by:.0f}"
+    """A loop out of the replier's box and into the caller's, in the gutter left of both."""
+    (ax, ay), (bx, by) = lay.left(("p", replier)), lay.left(("p", caller))
+    far = min(ax, bx) - _reply_depth(lay, ay, by) * 1.33  # a cubic reaches 3/4 of it
+    return f"M{ax:.0f},{ay:.0f} C{far:.0f},{ay:.0f} {far:.0f},{by:.0f} {bx:.0f},{by:.0f}"
 
 
 def _reply_edge(lay: Layout, replier: tuple[str, int], caller: tuple[str, int], n: int) -> str:
-    """Direct reply-to: the reply goes from the replying program to the caller, no queue."""
-    (ax, ay), (bx, by) = lay.right(("p", replier)), lay.right(("p", caller))
-    lx, ly = max(ax, bx) + COL_GAP * 0.45, (ay + by) / 2
+    """Direct reply-to: the reply goes from the replying program to the caller, no queue.
+
+    The count sits where the loop leaves the replier, just left of its box: each replier
+    has its own row, so two loops' counts never meet.
+    """
+    ax, ay = lay.left(("p", replier))
     return (
         f'<g class="edge reply"><title>direct reply-to: {n} repl{"y" if n == 1 else "ies"} '
         f"sent straight to the caller's channel, through no queue</title>"
         f'<path d="{_reply_path(lay, replier, caller)}" fill="none" stroke="#059669" '
-        f'stroke-width="2" stroke-dasharray="5,4"/>'
-        f'<text x="{lx:.0f}" y="{ly:.0f}" font-size="10" text-anchor="middle" fill="#065f46" '
-        f'paint-order="stroke" stroke="#fff" stroke-width="3">reply · {n}</text></g>'
+        f'stroke-width="2" stroke-dasharray="5,4" marker-end="url(#reply-arrow)"/>'
+        f'<text x="{ax - 4:.0f}" y="{ay - 5:.0f}" font-size="10" text-anchor="end" '
+        f'fill="#065f46" paint-order="stroke" stroke="#fff" stroke-width="3">reply · {n}</text>'
+        "</g>"
     )
 
 
@@ -218,9 +229,8 @@ def render_svg(state: FlowState, now: float | None = None, animate: bool = True)
             parts.append(
                 _edge(lay.right(("p", client)), lay.left(("x", x)), "", n, css="edge publish")
             )
-    for (replier, caller), n in sorted(state.direct_replies.items(), key=lambda kv: str(kv[0])):
-        if ("p", replier) in lay.pos and ("p", caller) in lay.pos:
-            parts.append(_reply_edge(lay, replier, caller, n))
+    for replier, caller, n in lay.direct_replies:
+        parts.append(_reply_edge(lay, replier, caller, n))
     # Several bindings between the same two nodes (a queue bound with "info" and "error")
     # share one edge and one label, "error | info", rather than labels drawn on each other.
     grouped: dict[tuple[str, str, str], list[str]] = {}
@@ -386,9 +396,21 @@ def render_svg(state: FlowState, now: float | None = None, animate: bool = True)
     svg = (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="flow-svg" '
         f'viewBox="0 0 {lay.width:.0f} {lay.height:.0f}" width="{lay.width:.0f}" '
-        f'style="max-width:100%;height:auto;font-family:sans-serif">{"".join(parts)}</svg>'
+        f'style="max-width:100%;height:auto;font-family:sans-serif">{_defs(lay)}'
+        f'{"".join(parts)}</svg>'
     )
     return f'<div class="flowdiagram">{svg}{_log(state)}</div>'
+
+
+def _defs(lay: Layout) -> str:
+    """The arrowhead that shows which end of a reply loop is the caller."""
+    if not lay.direct_replies:
+        return ""
+    return (
+        '<defs><marker id="reply-arrow" viewBox="0 0 8 8" refX="7" refY="4" '
+        'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
+        '<path d="M0,0 L8,4 L0,8 z" fill="#059669"/></marker></defs>'
+    )
 
 
 def _dots(state: FlowState, lay: Layout, now: float) -> list[str]:
@@ -415,7 +437,9 @@ def _dots(state: FlowState, lay: Layout, now: float) -> list[str]:
                 None,
             )
             if ("p", m.client) in lay.pos and caller is not None:
-                pts = [lay.right(("p", m.client)), lay.right(("p", caller))]
+                (ax, ay), (bx, by) = lay.left(("p", m.client)), lay.left(("p", caller))
+                far = min(ax, bx) - _reply_depth(lay, ay, by)  # along the loop
+                pts = [(ax, ay), (far, ay), (far, by), (bx, by)]
                 out.append(_dot(pts, age, "#059669", "reply: " + title, "dot reply", vanish=True))
             continue
         start = [lay.right(("p", m.client))] if ("p", m.client) in lay.pos else []
