@@ -11,7 +11,7 @@ Protocol, one JSON document per line:
   {"sync": n} sends marker n through our queue; {"counts": [queue, ...], "id": n} asks each
   queue for its counts; {"stop": true}. End of input (the kernel died) also stops it.
 - stdout: {"ready": queue, "was_on": bool} or {"error": text}; then {"events": [...],
-  "stats": [events, received, markers]} batches (see `encode`), {"synced": n},
+  "stats": [events, received, markers]} batches (see `compact`), {"synced": n},
   {"counts": n, "result": {queue: [ready, consumers]}}, and {"closed": true} at the end.
 
 Tracing on/off and its reference count on the broker are done here, as they were in the
@@ -49,10 +49,19 @@ from helpers.trace import (
 
 BODY_HEAD = 256  # bytes of each body sent on: previews need no more
 BATCH_EVENTS = 1000
+KEEP_EACH = 20  # the newest events of a batch are sent one by one (see `compact`)
 BATCH_SECONDS = 0.05
+# During a burst (more than BURST_EVENTS trace messages in one read) and while nobody waits
+# for a marker, rest YIELD_RATIO times as long as the read took: the program being watched
+# and the broker get the CPU first, and the backlog waits in the trace queue until the burst
+# is over. On 2 cores, where a publisher and the broker already keep both busy, this is what
+# the publisher notices of the diagram (benchmarks/flow_view.py, publisher_ratio).
+BURST_EVENTS = 50
+YIELD_RATIO = 1.0
+MAX_YIELD_S = 0.05
 
 
-def encode(event: TraceEvent) -> list[Any]:
+def encode(event: TraceEvent, repeat: int = 1) -> list[Any]:
     """A trace event as a compact JSON list (`decode` in helpers.trace reverses it)."""
     headers = [[str(k), _text(v)] for k, v in list(event.headers.items())[:4]]
     return [
@@ -69,6 +78,33 @@ def encode(event: TraceEvent) -> list[Any]:
         base64.b64encode(event.body[:BODY_HEAD]).decode("ascii"),
         len(event.body),
         event.reply_to,
+        repeat,
+    ]
+
+
+def compact(events: list[TraceEvent]) -> list[list[Any]]:
+    """A batch of events for the kernel; in a burst, alike events go as one with a count.
+
+    Events are alike when they differ only in the message itself (id, body, headers): the
+    diagram counts them the same way, and turning each into an object in the kernel cost
+    the watched program's interpreter about 25 us per message (the same process, the same
+    GIL). The newest KEEP_EACH events of a batch always go one by one, in order: they are
+    the ones the diagram's log and dots show.
+    """
+    if len(events) <= 2 * KEEP_EACH:
+        return [encode(e) for e in events]
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for e in events[:-KEEP_EACH]:
+        key = (e.kind, e.exchange, e.routing_keys, e.routed_queues, e.queue, e.redelivered,
+               e.connection, e.channel, e.reply_to)  # fmt: skip
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [e, 1]
+        else:
+            group[0] = e  # the newest stands for them all
+            group[1] += 1
+    return [encode(e, n) for e, n in groups.values()] + [
+        encode(e) for e in events[-KEEP_EACH:]
     ]
 
 
@@ -89,11 +125,12 @@ class Worker:
         self.aux: Any = None  # a second channel for passive declares (a 404 closes it)
         self.queue = ""
         self.was_on = False
-        self.batch: list[list[Any]] = []
+        self.batch: list[TraceEvent] = []
         self.synced: list[int] = []  # markers back, to report after the batch before them
         self.last_tag = 0
         self.unacked = 0
         self.events = self.received = self.markers = 0
+        self.markers_back = 0
 
     def emit(self, message: dict[str, Any]) -> None:
         self.out.write(json.dumps(message, separators=(",", ":")) + "\n")
@@ -152,12 +189,13 @@ class Worker:
             mid = props.message_id or ""
             if mid.startswith(SYNC_ID):
                 self.synced.append(int(mid[len(SYNC_ID) :]))
+                self.markers_back += 1
             return
         event = parse(method.routing_key, props.headers, body)
         if event is None or self.is_own(event):
             return
         self.events += 1
-        self.batch.append(encode(event))
+        self.batch.append(event)
 
     def is_own(self, event: TraceEvent) -> bool:
         """Our own sync markers are traced too (publish to "" and deliver from our queue)."""
@@ -168,7 +206,8 @@ class Worker:
     def flush(self) -> None:
         if self.batch:
             batch, self.batch = self.batch, []
-            self.emit({"events": batch, "stats": [self.events, self.received, self.markers]})
+            stats = [self.events, self.received, self.markers]
+            self.emit({"events": compact(batch), "stats": stats})
         for n in self.synced:
             self.emit({"synced": n, "stats": [self.events, self.received, self.markers]})
         self.synced = []
@@ -202,13 +241,16 @@ def main() -> int:
     except OSError:
         pass
     commands: queue.Queue[dict[str, Any]] = queue.Queue()
+    wake = threading.Event()  # a command came: stop resting
     settings = json.loads(sys.stdin.readline())
 
     def read_commands() -> None:
         for line in sys.stdin:
             if line.strip():
                 commands.put(json.loads(line))
+                wake.set()
         commands.put({"stop": True})  # end of input: the kernel has gone
+        wake.set()
 
     threading.Thread(target=read_commands, daemon=True).start()
     worker = Worker(settings, sys.stdout)
@@ -223,7 +265,12 @@ def main() -> int:
     stopping = False
     try:
         while not stopping:
+            started, received = time.monotonic(), worker.received
             worker.connection.process_data_events(time_limit=0.01)
+            burst = worker.received - received > BURST_EVENTS
+            wake.clear()  # before looking, so that a command arriving now still wakes us
+            if burst and worker.markers_back == worker.markers and commands.empty():
+                wake.wait(min(MAX_YIELD_S, (time.monotonic() - started) * YIELD_RATIO))
             while not commands.empty():
                 command = commands.get()
                 if "stop" in command:

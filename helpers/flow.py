@@ -468,7 +468,8 @@ class FlowState:
         self.routed[(DEFAULT_EXCHANGE, queue)] += 1
         for i, m in enumerate(self.recent):
             if m.seq == seq:
-                self.recent[i] = replace(m, queues=m.queues + (queue,))
+                if queue not in m.queues:  # one message standing for several (`repeat`)
+                    self.recent[i] = replace(m, queues=m.queues + (queue,))
                 break
 
     @property
@@ -519,19 +520,22 @@ class FlowState:
             known = {q.name for q in self.topology.queues}
             unknown = tuple(q for q in shown if q not in known)
             shown = tuple(q for q in shown if q in known)
-        self.published[x] += 1
+        n = event.repeat
+        self.published[x] += n
         if not event.routed_queues:
-            self.unroutable[x] += 1
+            self.unroutable[x] += n
         for q in shown:
-            self.routed[(x, q)] += 1
+            self.routed[(x, q)] += n
         client = self._client(event.client)
-        self.produced[(client, x)] += 1
+        self.produced[(client, x)] += n
         if event.reply_to.startswith(DIRECT_REPLY_TO) and len(self._callers) < 10_000:
             self._callers[event.reply_to] = client
         self._remember(event, "publish", at, shown, client)
-        if len(self._pending) < 10_000:
-            self._pending.extend((self._seq, q, at) for q in unknown)
-        return 1
+        room = 10_000 - len(self._pending)
+        if unknown and room > 0:
+            copies = [(self._seq, q, at) for q in unknown for _ in range(n)]
+            self._pending.extend(copies[:room])
+        return n
 
     def _direct_reply(self, event: TraceEvent, at: float) -> int:
         """A reply sent with direct reply-to: from the replier straight to the caller.
@@ -544,12 +548,13 @@ class FlowState:
         if caller is None and self.prefix != "":
             self.ignored += 1
             return 0
+        n = event.repeat
         client = self._client(event.client)
-        self.published[DEFAULT_EXCHANGE] += 1
-        self.produced[(client, DEFAULT_EXCHANGE)] += 1
-        self.direct_replies[(client, caller or ("unknown caller", 0))] += 1
+        self.published[DEFAULT_EXCHANGE] += n
+        self.produced[(client, DEFAULT_EXCHANGE)] += n
+        self.direct_replies[(client, caller or ("unknown caller", 0))] += n
         self._remember(event, "reply", at, (), client)
-        return 1
+        return n
 
     def _deliver(self, event: TraceEvent, at: float) -> int:
         q = event.queue
@@ -558,18 +563,20 @@ class FlowState:
         if not self.queue_visible(q):
             self.ignored += 1
             return 0
-        for i, (seq, name, _at) in enumerate(self._pending):
-            if name == q:  # delivered from it: it existed, the message reached it
-                del self._pending[i]
-                self._settle_routed(seq, q)
+        n = event.repeat
+        for _ in range(n):  # each delivered from it: it existed, the message reached it
+            i = next((i for i, (_s, name, _a) in enumerate(self._pending) if name == q), None)
+            if i is None:
                 break
-        self.delivered[q] += 1
+            seq = self._pending.pop(i)[0]
+            self._settle_routed(seq, q)
+        self.delivered[q] += n
         if event.redelivered:
-            self.redelivered[q] += 1
+            self.redelivered[q] += n
         client = event.client if len(self.deliveries_to) < MAX_CLIENTS * 4 else ("others", 0)
-        self.deliveries_to[(q, client)] += 1
+        self.deliveries_to[(q, client)] += n
         self._remember(event, "deliver", at, (q,), client)
-        return 1
+        return n
 
     def _client(self, client: tuple[str, int]) -> tuple[str, int]:
         if client not in self.producers:

@@ -71,6 +71,9 @@ class TraceEvent:
     body: bytes = b""
     reply_to: str = ""  # the message's reply_to property (request/reply)
     size: int = -1  # the whole body's size when `body` holds only its start
+    # How many alike trace messages this one stands for: in a burst the firehose process
+    # sends one event per kind of message with a count (`helpers.firehose.compact`).
+    repeat: int = 1
 
     @property
     def body_size(self) -> int:
@@ -187,7 +190,7 @@ def reset_stale_tracing(api: ManagementClient, vhost: str) -> bool:
 def decode(item: list[Any]) -> TraceEvent:
     """A trace event from the firehose process's compact form (`helpers.firehose.encode`)."""
     (kind, exchange, keys, routed, queue, redelivered, connection, channel, message_id,
-     headers, body, size, reply_to) = item  # fmt: skip
+     headers, body, size, reply_to, repeat) = item  # fmt: skip
     return TraceEvent(
         kind=kind,
         exchange=exchange,
@@ -202,6 +205,7 @@ def decode(item: list[Any]) -> TraceEvent:
         body=base64.b64decode(body),
         reply_to=reply_to,
         size=size,
+        repeat=repeat,
     )
 
 

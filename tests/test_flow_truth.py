@@ -151,6 +151,52 @@ def test_quorum_queue_counts_are_right_after_waiting(vbroker):
         channel.queue_delete(P + "quorum")
 
 
+def test_a_burst_from_another_connection_matches_the_broker(vbroker):
+    """Thousands of messages: routed to two queues, dropped, and delivered in a rush.
+
+    In a burst the firehose process sends alike events as one with a count; the totals, each
+    edge's count and the newest messages in the log must still be the broker's.
+    """
+    n = 3000
+    with connect(vbroker) as setup, FlowDiagram(vbroker, prefix=P) as diagram:
+        channel = setup.channel()
+        channel.exchange_declare(P + "logs", "topic")
+        for queue, key in (("all", "*.*"), ("errors", "*.error")):
+            channel.queue_declare(P + queue, exclusive=True)
+            channel.queue_bind(P + queue, P + "logs", key)
+        largest_count = []
+        on_events = diagram.tracer.on_events
+        diagram.tracer.on_events = lambda events: (
+            largest_count.append(max(e.repeat for e in events)),
+            on_events(events),
+        )
+        keys = ("kern.error", "app.info", "nobody")  # two queues, one queue, dropped
+        with connect(vbroker) as publisher:
+            out = publisher.channel()
+            for i in range(n):
+                out.basic_publish(P + "logs", keys[i % 3], b"m%d" % i)
+        got: list[bytes] = []
+        channel.basic_consume(P + "errors", lambda *a: got.append(a[3]), auto_ack=True)
+        deadline = time.monotonic() + 20
+        while len(got) < n // 3 and time.monotonic() < deadline:
+            setup.process_data_events(time_limit=0.1)
+        assert len(got) == n // 3
+        assert diagram.wait_until_caught_up(timeout=30)
+        state = diagram.state
+        totals = state.totals()
+        in_all = channel.queue_declare(P + "all", passive=True).method.message_count
+        broker = _broker_counters(vbroker, diagram)
+    assert max(largest_count) > 1, "the burst was sent in counted groups"
+    assert totals["published"] == broker["published"] == n
+    assert totals["unroutable"] == broker["unroutable"] == n // 3
+    assert totals["delivered"] == broker["delivered"] == n // 3
+    assert state.routed[(P + "logs", P + "all")] == in_all == 2 * n // 3
+    assert state.routed[(P + "logs", P + "errors")] == n // 3
+    newest = state.recent[-1]
+    assert (newest.kind, newest.payload) == ("deliver", got[-1]), "the log's newest is exact"
+    assert len({m.seq for m in list(state.recent)[-5:]}) == 5, "one by one"
+
+
 def test_wait_until_caught_up_says_when_it_could_not(vbroker, capsys):
     with connect(vbroker) as connection, FlowDiagram(vbroker, prefix=P) as diagram:
         channel = connection.channel()
