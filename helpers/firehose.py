@@ -132,10 +132,16 @@ class Worker:
         self.events = self.received = self.markers = 0
         self.markers_back = 0
         self.reported: list[int] = []  # the stats last sent to the kernel
+        self.kernel_gone = False  # our output pipe is closed
 
     def emit(self, message: dict[str, Any]) -> None:
-        self.out.write(json.dumps(message, separators=(",", ":")) + "\n")
-        self.out.flush()
+        if self.kernel_gone:
+            return
+        try:
+            self.out.write(json.dumps(message, separators=(",", ":")) + "\n")
+            self.out.flush()
+        except (OSError, ValueError):  # the kernel died: nobody to tell, cleaning up goes on
+            self.kernel_gone = True
 
     def open(self) -> None:
         s = self.s
@@ -271,7 +277,7 @@ def main() -> int:
     last_flush = time.monotonic()
     stopping = False
     try:
-        while not stopping:
+        while not stopping and not worker.kernel_gone:
             started, received = time.monotonic(), worker.received
             worker.connection.process_data_events(time_limit=0.01)
             burst = worker.received - received > BURST_EVENTS
@@ -297,8 +303,11 @@ def main() -> int:
     except Exception as exc:  # the broker went away
         worker.emit({"error": f"{type(exc).__name__}: {exc}"})
     finally:
-        worker.flush()
-        worker.close()
+        try:
+            worker.flush()  # acks what was handled; the broker may be gone
+        except Exception:
+            pass
+        worker.close()  # whatever happened: tracing off, if we switched it on
         worker.emit({"closed": True})
     return 0
 

@@ -12,10 +12,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pika
 import pytest
 from flow_support import private_vhost
 
@@ -66,6 +68,36 @@ def test_a_killed_kernel_leaves_no_tracing_on(vbroker):
         time.sleep(0.2)
     assert not api.tracing(vbroker.vhost), "its firehose process switched tracing off"
     assert api.exchange(TRACING_MARK, vbroker.vhost) is None
+    assert diagram_trace_queues(api, vbroker.vhost) == []
+
+
+def test_a_kernel_killed_while_messages_flow_leaves_no_tracing_on(vbroker):
+    """Its firehose process still has events to report to a pipe nobody reads any more."""
+    kernel = _start_kernel(vbroker)
+    stop = threading.Event()
+
+    def publish() -> None:
+        with pika.BlockingConnection(vbroker.connection_parameters()) as connection:
+            channel = connection.channel()
+            while not stop.is_set():
+                channel.basic_publish("amq.direct", "deadkernel.nowhere", b"x")
+                connection.process_data_events(0.001)
+
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    try:
+        time.sleep(0.5)
+        os.kill(kernel.pid, signal.SIGKILL)  # the kernel alone, events still coming
+        kernel.wait()
+        time.sleep(1)
+    finally:
+        stop.set()
+        publisher.join()
+    api = vbroker.management
+    deadline = time.monotonic() + 10
+    while api.tracing(vbroker.vhost) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not api.tracing(vbroker.vhost), "its firehose process switched tracing off"
     assert diagram_trace_queues(api, vbroker.vhost) == []
 
 
