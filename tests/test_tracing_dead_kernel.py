@@ -58,10 +58,7 @@ def _start_kernel(vbroker: Broker) -> subprocess.Popen:
     return kernel
 
 
-def test_a_killed_kernel_leaves_no_tracing_on(vbroker):
-    kernel = _start_kernel(vbroker)
-    os.kill(kernel.pid, signal.SIGKILL)  # the kernel alone
-    kernel.wait()
+def _assert_its_firehose_process_cleaned_up(vbroker: Broker) -> None:
     api = vbroker.management
     deadline = time.monotonic() + 10
     while api.tracing(vbroker.vhost) and time.monotonic() < deadline:
@@ -69,6 +66,13 @@ def test_a_killed_kernel_leaves_no_tracing_on(vbroker):
     assert not api.tracing(vbroker.vhost), "its firehose process switched tracing off"
     assert api.exchange(TRACING_MARK, vbroker.vhost) is None
     assert diagram_trace_queues(api, vbroker.vhost) == []
+
+
+def test_a_killed_kernel_leaves_no_tracing_on(vbroker):
+    kernel = _start_kernel(vbroker)
+    os.kill(kernel.pid, signal.SIGKILL)  # the kernel alone
+    kernel.wait()
+    _assert_its_firehose_process_cleaned_up(vbroker)
 
 
 def test_a_kernel_killed_while_messages_flow_leaves_no_tracing_on(vbroker):
@@ -93,12 +97,7 @@ def test_a_kernel_killed_while_messages_flow_leaves_no_tracing_on(vbroker):
     finally:
         stop.set()
         publisher.join()
-    api = vbroker.management
-    deadline = time.monotonic() + 10
-    while api.tracing(vbroker.vhost) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not api.tracing(vbroker.vhost), "its firehose process switched tracing off"
-    assert diagram_trace_queues(api, vbroker.vhost) == []
+    _assert_its_firehose_process_cleaned_up(vbroker)
 
 
 def _kill_a_kernel_with_a_diagram_open(vbroker: Broker) -> None:
