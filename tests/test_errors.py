@@ -60,8 +60,11 @@ def test_deprecated_feature_refused_by_rabbitmq_4(broker):
     with pika.BlockingConnection(broker.connection_parameters()) as connection:
         channel = connection.channel()
         try:
-            # Deliberately neither durable nor exclusive: the refusal is what is tested.
-            channel.queue_declare("unit.errors.shared-transient", durable=False, exclusive=False)
+            channel.queue_declare(
+                "unit.errors.shared-transient",
+                durable=False,  # deliberately transient and shared (deprecated in RabbitMQ 4):
+                exclusive=False,  # the broker's answer to exactly this is what is tested
+            )
         except pe.ConnectionClosedByBroker as exc:
             error = exc
         else:

@@ -111,8 +111,11 @@ def test_reference_node_is_4x_with_deprecated_features_denied(broker: Broker):
     with pika.BlockingConnection(broker.connection_parameters()) as connection:
         channel = connection.channel()
         with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as refused:
-            # Deliberately neither durable nor exclusive: the refusal is what is tested.
-            channel.queue_declare("unit.node.transient-shared", durable=False, exclusive=False)
+            channel.queue_declare(
+                "unit.node.transient-shared",
+                durable=False,  # deliberately transient and shared (deprecated in RabbitMQ 4):
+                exclusive=False,  # the reference node must refuse it, which is what is tested
+            )
     assert refused.value.reply_code == 541
     assert "transient_nonexcl_queues" in refused.value.reply_text
 
