@@ -41,22 +41,6 @@ def test_right_bindings_pass(broker, channel):
     assert repr(result).startswith("✅")
 
 
-@pytest.mark.parametrize(
-    ("critical_key", "kern_key", "key_in_hint"),
-    [
-        ("*.critical", "kern.#", "'mail.queue.critical'"),
-        ("#.critical", "kern.*", "'kern.disk.warning'"),
-        ("#.critical", "#", "'auth.critical'"),
-    ],
-)
-def test_near_misses_get_a_hint(broker, channel, critical_key, kern_key, key_in_hint):
-    _build(channel, "topic", critical_key, kern_key)
-    result = _check(broker)
-    assert not result.passed
-    assert key_in_hint in result.message
-    assert repr(result).startswith("❌")
-
-
 def test_missing_and_wrongly_typed_exchange(broker, channel):
     assert "no exchange" in _check(broker).message
     _build(channel, "direct", "critical", "kern")
@@ -71,19 +55,30 @@ def test_missing_queue(broker, channel):
 
 
 @pytest.mark.parametrize(
-    ("critical_key", "kern_key", "phrase"),
+    ("critical_key", "kern_key", "hints"),
     [
-        ("*.critical", "kern.#", "`*` matches exactly one word, so '*.critical' misses"),
-        ("#.critical", "kern.*", "`*` matches exactly one word, so 'kern.*' misses"),
-        ("critical", "kern.#", "without `*` or `#` ('critical')"),
-        ("#.critical", "#", "bound with '#' alone"),
+        (
+            "*.critical",
+            "kern.#",
+            ("`*` matches exactly one word, so '*.critical' misses", "'mail.queue.critical'"),
+        ),
+        (
+            "#.critical",
+            "kern.*",
+            ("`*` matches exactly one word, so 'kern.*' misses", "'kern.disk.warning'"),
+        ),
+        ("critical", "kern.#", ("without `*` or `#` ('critical')",)),
+        ("#.critical", "#", ("bound with '#' alone", "'auth.critical'")),
     ],
 )
-def test_the_hint_names_the_wildcard_mistake(broker, channel, critical_key, kern_key, phrase):
+def test_each_wildcard_mistake_gets_its_hint(broker, channel, critical_key, kern_key, hints):
+    """The hint names the mistake and a routing key it gets wrong."""
     _build(channel, "topic", critical_key, kern_key)
     result = _check(broker)
     assert not result.passed
-    assert phrase in result.message, result.message
+    for text in hints:
+        assert text in result.message, result.message
+    assert repr(result).startswith("❌")
 
 
 def test_a_binding_left_from_an_earlier_attempt(broker, channel):

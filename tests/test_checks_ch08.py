@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pika
+import pytest
 
 from helpers.checks import ch08
 
@@ -129,35 +130,23 @@ def test_empty_exercise_and_wrong_shapes(broker):
     assert "six arguments" in _check(broker, lambda channel, method: None).message
 
 
-def test_dedupe_on_body(broker):
-    result = _check(broker, dedupe_on_body)
-    assert not result.passed and "not on the body" in result.message
-
-
-def test_ack_before_work(broker):
-    result = _check(broker, ack_first)
-    assert not result.passed and "before its work was done" in result.message
-
-
-def test_seen_before_work(broker):
-    result = _check(broker, seen_before_work)
-    assert not result.passed and "order-3 was never processed" in result.message
-    assert "after work(body) has returned" in result.message
-
-
-def test_no_dedupe(broker):
-    result = _check(broker, no_dedupe)
-    assert not result.passed and "order-1 was processed 2 times" in result.message
-
-
-def test_duplicates_not_acked(broker):
-    result = _check(broker, duplicates_not_acked)
-    assert not result.passed and "without acknowledging order-1" in result.message
-
-
-def test_failed_work_acked(broker):
-    result = _check(broker, swallows_failures)
-    assert not result.passed and "acknowledged although work(body) raised" in result.message
+@pytest.mark.parametrize(
+    ("handle", "hints"),
+    [
+        (dedupe_on_body, ("not on the body",)),
+        (ack_first, ("before its work was done",)),
+        (seen_before_work, ("order-3 was never processed", "after work(body) has returned")),
+        (no_dedupe, ("order-1 was processed 2 times",)),
+        (duplicates_not_acked, ("without acknowledging order-1",)),
+        (swallows_failures, ("acknowledged although work(body) raised",)),
+    ],
+    ids=lambda value: getattr(value, "__name__", ""),
+)
+def test_each_typical_mistake_gets_its_hint(broker, handle, hints):
+    result = _check(broker, handle)
+    assert not result.passed
+    for text in hints:
+        assert text in result.message, result.message
 
 
 def test_double_ack_and_errors(broker):
