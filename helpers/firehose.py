@@ -42,6 +42,7 @@ from helpers.trace import (
     TRACING_MARK,
     WAS_ON,
     TraceEvent,
+    as_text,
     diagram_trace_queues,
     parse,
     tracing_was_on_before,
@@ -63,7 +64,7 @@ MAX_YIELD_S = 0.05
 
 def encode(event: TraceEvent, repeat: int = 1) -> list[Any]:
     """A trace event as a compact JSON list (`decode` in helpers.trace reverses it)."""
-    headers = [[str(k), _text(v)] for k, v in list(event.headers.items())[:4]]
+    headers = [[str(k), as_text(v)[:60]] for k, v in list(event.headers.items())[:4]]
     return [
         event.kind,
         event.exchange,
@@ -106,11 +107,6 @@ def compact(events: list[TraceEvent]) -> list[list[Any]]:
     return [encode(e, n) for e, n in groups.values()] + [
         encode(e) for e in events[-KEEP_EACH:]
     ]
-
-
-def _text(value: Any) -> str:
-    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-    return text[:60]
 
 
 class Worker:

@@ -89,7 +89,8 @@ class TraceEvent:
         return (self.connection, self.channel)
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A header value as text: AMQP strings arrive from pika as bytes."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
@@ -105,18 +106,18 @@ def parse(routing_key: str, headers: dict[str, Any] | None, body: bytes) -> Trac
     props = headers.get("properties") or {}
     return TraceEvent(
         kind=kind,
-        exchange=_text(headers.get("exchange_name", "")),
-        routing_keys=tuple(_text(k) for k in headers.get("routing_keys") or ()),
-        routed_queues=tuple(_text(q) for q in headers.get("routed_queues") or ()),
+        exchange=as_text(headers.get("exchange_name", "")),
+        routing_keys=tuple(as_text(k) for k in headers.get("routing_keys") or ()),
+        routed_queues=tuple(as_text(q) for q in headers.get("routed_queues") or ()),
         queue=name if kind == "deliver" else "",
         redelivered=bool(headers.get("redelivered", 0)),
-        connection=_text(headers.get("connection", "")),
+        connection=as_text(headers.get("connection", "")),
         channel=int(headers.get("channel", 0) or 0),
-        user=_text(headers.get("user", "")),
-        message_id=_text(props.get("message_id", "") or ""),
+        user=as_text(headers.get("user", "")),
+        message_id=as_text(props.get("message_id", "") or ""),
         headers=dict(props.get("headers") or {}),
         body=body,
-        reply_to=_text(props.get("reply_to", "") or ""),
+        reply_to=as_text(props.get("reply_to", "") or ""),
     )
 
 
