@@ -517,7 +517,7 @@ class FlowState:
             self._scope_cache = None
         unknown: tuple[str, ...] = ()
         if x == DEFAULT_EXCHANGE and shown:
-            known = {q.name for q in self.topology.queues}
+            known, _ = self._scope()  # the drawn queues of the last topology read (cached)
             unknown = tuple(q for q in shown if q not in known)
             shown = tuple(q for q in shown if q in known)
         n = event.repeat
