@@ -97,7 +97,7 @@ def _snapshot() -> dict[str, set]:
         "vhosts": {v["name"] for v in api.vhosts()},
         # Tracing left on costs the broker work on every message: a diagram must switch it off.
         "tracing": {v["name"] for v in api.vhosts() if v.get("tracing")},
-        "users": {u["name"] for u in api.get("users")},
+        "users": {u["name"] for u in api.users()},
     }
 
 

@@ -36,8 +36,9 @@ import uuid
 import pika
 
 from helpers import Broker, find_broker
-from helpers.flow import FlowState, read_topology
-from helpers.trace import TRACE_EXCHANGE, parse
+from helpers.flow.events import TRACE_EXCHANGE, parse
+from helpers.flow.state import FlowState
+from helpers.flow.topology import read_topology
 from helpers.widgets import FlowDiagram
 
 MESSAGES = 100_000

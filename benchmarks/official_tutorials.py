@@ -141,7 +141,7 @@ def main() -> int:
         copy_with_port(source, work / "python", node.ports.amqp)
         broker = private_node_broker(node)
         api = broker.management
-        api.request("PUT", "users/guest", json={"password": "guest", "tags": "administrator"})
+        api.put_user("guest", "guest", ["administrator"])
         api.set_permissions("/", "guest")
         with FlowDiagram(broker, prefix="") as diagram:
             tutorials(programs)

@@ -33,7 +33,15 @@ class BrokerUnavailable(TutorialError):
 
 
 class ManagementError(TutorialError):
-    """The management HTTP API refused or failed a request."""
+    """The management HTTP API refused or failed a request.
+
+    `status` is the HTTP status when the API answered (None when it did not answer), so a
+    caller tells "not supported here" (400) from "gone" (404) without reading the text.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def explain(exc: BaseException) -> str:

@@ -67,17 +67,21 @@ class ManagementClient:
                 raise ManagementError(
                     f"{method} /api/{path} is not allowed for this user (401: {reason}): it "
                     "needs a user tag this one lacks (administrator, management) or "
-                    "permissions on that virtual host."
+                    "permissions on that virtual host.",
+                    status=401,
                 )
             raise ManagementError(
                 "The management API refused these credentials (401): check the user name and "
-                "password, and that the user has a management tag."
+                "password, and that the user has a management tag.",
+                status=401,
             )
         if r.status_code == 404 and ok404:
             return None
         if r.status_code >= 400:
             reason = _reason(r)
-            raise ManagementError(f"{method} /api/{path} failed with {r.status_code}: {reason}")
+            raise ManagementError(
+                f"{method} /api/{path} failed with {r.status_code}: {reason}", status=r.status_code
+            )
         if not r.content:
             return None
         return r.json()
@@ -120,6 +124,18 @@ class ManagementClient:
         """
         return self.get(f"queues/{_q(vhost)}?disable_stats=true&enable_queue_totals=true")
 
+    def peek(self, queue: str, vhost: str = "/", count: int = 10, truncate: int = 64) -> list[Json]:
+        """Up to `count` ready messages of `queue`, read and put back at once (the management
+        UI's "Get messages" with "Nack message requeue true"); each says which exchange it was
+        published to. Messages held by a consumer are not seen."""
+        body = {
+            "count": count,
+            "ackmode": "ack_requeue_true",
+            "encoding": "auto",
+            "truncate": truncate,
+        }
+        return self.request("POST", f"queues/{_q(vhost)}/{_q(queue)}/get", json=body) or []
+
     def exchanges(self, vhost: str = "/") -> list[Json]:
         return self.get(f"exchanges/{_q(vhost)}")
 
@@ -128,6 +144,11 @@ class ManagementClient:
 
     def bindings(self, vhost: str = "/") -> list[Json]:
         return self.get(f"bindings/{_q(vhost)}")
+
+    def bindings_from(self, exchange: str, vhost: str = "/") -> list[Json]:
+        """The bindings whose source is `exchange` ([] when it does not exist)."""
+        path = f"exchanges/{_q(vhost)}/{_q(exchange)}/bindings/source"
+        return self.request("GET", path, ok404=True) or []
 
     def connections(self) -> list[Json]:
         return self.get("connections")
@@ -160,6 +181,16 @@ class ManagementClient:
         if tags is not None:
             body["tags"] = ",".join(tags)
         self.request("PUT", f"vhosts/{_q(name)}", json=body)
+
+    def declare_exchange(
+        self, name: str, vhost: str, type: str = "fanout", internal: bool = False
+    ) -> None:
+        """Declare a non-durable exchange (as `exchange_declare` with its defaults would)."""
+        body = {"type": type, "durable": False, "auto_delete": False, "internal": internal}
+        self.request("PUT", f"exchanges/{_q(vhost)}/{_q(name)}", json=body)
+
+    def delete_exchange(self, name: str, vhost: str) -> None:
+        self.request("DELETE", f"exchanges/{_q(vhost)}/{_q(name)}", ok404=True)
 
     def delete_vhost(self, name: str) -> None:
         self.request("DELETE", f"vhosts/{_q(name)}", ok404=True)

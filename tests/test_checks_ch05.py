@@ -54,7 +54,7 @@ def _answer(ch, poison: str = "reject", orders: str = "ack") -> None:
 
 
 def _check(broker):
-    return ch05.check_parking(broker, orders=ORDERS, dlx=DLX, parked=PARKED, wait_s=1.0)
+    return ch05.check_exercise(broker, orders=ORDERS, dlx=DLX, parked=PARKED, wait_s=1.0)
 
 
 def test_correct_solution_passes_twice(broker, connection, channel):

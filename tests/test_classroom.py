@@ -185,7 +185,7 @@ def test_flow_diagram_tracer_works_for_a_student(
     admin: ManagementClient, broker: Broker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The diagram's firehose consumer, run with nothing but a student's AMQP_URL."""
-    from helpers.trace import Tracer
+    from helpers.flow.tracer import Tracer
 
     (dora,) = _provision(admin, broker, ["dora"])
     student = _as_student(monkeypatch, broker, dora)

@@ -19,7 +19,7 @@ import pytest
 from flow_support import private_vhost, static_svg
 
 from helpers import Broker
-from helpers.flow import FADE_S, MAX_CLIENTS
+from helpers.flow.state import FADE_S, MAX_CLIENTS
 from helpers.view.layout import Layout
 from helpers.widgets import FlowDiagram
 

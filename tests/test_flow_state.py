@@ -1,4 +1,4 @@
-"""The diagram's state (helpers.flow.FlowState) against the real broker.
+"""The diagram's state (helpers.flow.state.FlowState) against the real broker.
 
 Each test declares a small topology in a private vhost, publishes with plain pika, waits for
 the diagram to catch up, and checks what the state says the broker did. Where the messages
@@ -16,7 +16,8 @@ import pytest
 from flow_support import emptied_channel, private_vhost, static_svg
 
 from helpers import Broker
-from helpers.trace import TRACING_MARK
+from helpers.flow.events import TRACING_MARK
+from helpers.view.text import message_headers
 from helpers.widgets import FlowDiagram
 
 P = "flowdev."
@@ -102,7 +103,7 @@ def test_headers_exchange_and_its_arguments(diagram, channel):
     assert s.unroutable[P + "hdr"] == 1
     (binding,) = [b for b in s.visible_bindings() if b.source == P + "hdr"]
     assert binding.label == "format=pdf, x-match=all"
-    assert _last_publish(diagram).headers == "format=zip"
+    assert message_headers(_last_publish(diagram)) == "format=zip"
 
 
 def test_unroutable_is_dropped_at_the_exchange(diagram, channel):

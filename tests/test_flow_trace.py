@@ -9,7 +9,9 @@ import pytest
 from flow_support import connect, private_vhost
 
 from helpers import Broker
-from helpers.trace import Tracer, body_preview, diagram_trace_queues
+from helpers.flow.tracer import Tracer
+from helpers.flow.tracing import diagram_trace_queues
+from helpers.view.text import body_preview
 from helpers.widgets import FlowDiagram
 
 

@@ -18,7 +18,7 @@ from flow_support import connect, private_vhost
 from conftest import free_ports
 from helpers import Broker
 from helpers.broker import private_node_broker
-from helpers.flow import read_topology
+from helpers.flow.topology import read_topology
 from helpers.node import Node, choose_runtime
 from helpers.widgets import FlowDiagram
 
@@ -37,7 +37,7 @@ def _broker_counters(vb: Broker, diagram: FlowDiagram) -> dict[str, int]:
     previous = None
     deadline = time.monotonic() + 10
     while True:
-        info = vb.management.get(f"vhosts/{vb.vhost}")
+        info = vb.management.vhost(vb.vhost) or {}
         stats = info.get("message_stats") or {}
         tracer = diagram.tracer
         counters = {

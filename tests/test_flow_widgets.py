@@ -9,8 +9,9 @@ import pytest
 from flow_support import connect, private_vhost, static_svg
 
 from helpers import Broker
-from helpers.flow import Binding, Exchange, FlowState, Queue, Topology
-from helpers.trace import TraceEvent
+from helpers.flow.events import TraceEvent
+from helpers.flow.state import FlowState
+from helpers.flow.topology import Binding, Exchange, Queue, Topology
 from helpers.view.svg import MAX_DOTS
 from helpers.widgets import (
     STATIC_END,

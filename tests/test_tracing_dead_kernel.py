@@ -22,7 +22,8 @@ import pytest
 from flow_support import private_vhost
 
 from helpers import Broker
-from helpers.trace import TRACING_MARK, diagram_trace_queues, reset_stale_tracing
+from helpers.flow.events import TRACING_MARK
+from helpers.flow.tracing import diagram_trace_queues, reset_stale_tracing
 from helpers.widgets import FlowDiagram
 
 REPO = Path(__file__).resolve().parent.parent

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from urllib.parse import quote
 
 from helpers.broker import Broker
 from helpers.checks import CheckResult, hint, passed
@@ -120,6 +119,4 @@ def _peek(broker: Broker, queue: str) -> list[dict[str, Any]]:
     """The ready messages of `queue`, read and put back (the management UI's "Get messages"
     with "Nack message requeue true"): each says which exchange it was published to.
     Unacked messages (held by a consumer) are not seen; then the answer is empty."""
-    path = f"queues/{quote(broker.vhost, safe='')}/{quote(queue, safe='')}/get"
-    body = {"count": PEEK, "ackmode": "ack_requeue_true", "encoding": "auto", "truncate": 64}
-    return broker.management.request("POST", path, json=body) or []
+    return broker.management.peek(queue, broker.vhost, count=PEEK)

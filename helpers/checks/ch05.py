@@ -75,7 +75,7 @@ def _look(broker: Broker, queue: str) -> list[tuple[bytes, dict[str, Any]]]:
     return found
 
 
-def check_parking(
+def check_exercise(
     broker: Broker,
     orders: str = ORDERS,
     dlx: str = DLX,

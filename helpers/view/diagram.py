@@ -47,24 +47,27 @@ import threading
 import time
 import uuid
 import weakref
-from collections import Counter
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets
 
-from helpers.flow import FlowState, Topology, read_topology
+from helpers.flow.caught_up import CatchUp
+from helpers.flow.events import TraceEvent
+from helpers.flow.state import FlowState, Message
+from helpers.flow.topology import read_topology
+from helpers.flow.tracer import Tracer
 from helpers.management import ManagementClient
-from helpers.trace import TraceEvent, Tracer
+from helpers.view.panel import PublishPanel
 from helpers.view.svg import esc, render_svg
+from helpers.view.text import summary
 
 if TYPE_CHECKING:
     from helpers.broker import Broker
-    from helpers.view.panel import PublishPanel
 
-LAGGING_STATS_S = 2.0  # unconfirmed counts: unchanged this long (> a stats interval)
 TOPOLOGY_EVERY_S = 1.0  # idle refresh of counts and topology from the management API
-TOPOLOGY_AFTER_EVENTS_S = 0.25
+TOPOLOGY_AFTER_EVENTS_S = 0.25  # refresh this soon after events arrived
+TICK_S = 0.05  # the refresher thread looks this often whether to read or render
 STATIC_START = "<!--flow-diagram-->"
 STATIC_END = "<!--/flow-diagram-->"
 
@@ -141,10 +144,15 @@ class FlowDiagram:
         self._api = ManagementClient(broker.management_url, broker.username, broker.password)
         self._api_bg = ManagementClient(broker.management_url, broker.username, broker.password)
         self.state.set_topology(read_topology(self._api, broker.vhost))
-        self.tracer = Tracer(broker, self._on_events, self._on_tick)
+        self.tracer = Tracer(broker, self._on_events)
         self.tracer.start()
         self.state.hide_queue(self.tracer.queue)
         self._render(force=True)
+        self._stop = threading.Event()
+        self._refresher = threading.Thread(
+            target=self._refresh, name="flow-diagram-refresh", daemon=True
+        )
+        self._refresher.start()
         _live.add(self)
 
     # -- what the notebook calls -----------------------------------------------------------
@@ -165,52 +173,22 @@ class FlowDiagram:
         deadline = time.monotonic() + timeout
         drained = self.tracer.settle(max(0.1, deadline - time.monotonic()))
         # The queues themselves answer at once (passive declares); the API's consumer list
-        # lags, and so do quorum and stream queues' counts: poll until the API agrees with
-        # the queues and, where counts lag, has held still for a stats interval.
-        previous: Topology | None = None
-        still_since = time.monotonic()
+        # lags, and so do quorum and stream queues' counts: read both until they agree
+        # (helpers.flow.caught_up says when).
+        judge = CatchUp()
         while True:
             # The queues of this read (one declared a moment ago is not drawn yet), then
             # their own counts.
             topology = read_topology(self._api, self.broker.vhost)
             with self._lock:
                 names = [q.name for q in topology.queues if self.state.queue_visible(q.name)]
+                pending = self.state.pending
             answer = self.tracer.queue_counts(names)
             exact = answer or {}
-            if topology != previous:
-                still_since = time.monotonic()
-            listed = Counter(c.queue for c in topology.consumers)
-            # A consumer listed before its channel's statistics arrive has no connection
-            # yet, and its deliveries could not be matched to it: not settled either.
-            complete = all(c.connection for c in topology.consumers)
-            api = {q.name: q for q in topology.queues}
-            # A quorum queue's passive declare counts a basic_get's checked-out messages as
-            # consumers (seen on 4.3): its consumers are judged by the API holding still.
-            agreed = (
-                complete
-                and all(
-                    # A stream keeps what it was sent: its "ready" has no such meaning there.
-                    (api[q].type == "stream" or api[q].ready == ready)
-                    and (
-                        api[q].counts_lag or not topology.consumers_listed or listed[q] == consumers
-                    )
-                    for q, (ready, consumers) in exact.items()
-                    if q in api
-                )
-                and self.state.pending == 0
-                and answer is not None  # the queues themselves answered
-            )
-            # Counts the queues themselves could not confirm (quorum and stream queues; another
-            # connection's exclusive queue, which refuses a passive declare with 405) must
-            # hold still for a stats interval instead.
-            lagging = any(api[q].counts_lag for q in exact if q in api) or any(
-                q in api and q not in exact for q in names
-            )
-            held = time.monotonic() - still_since >= (LAGGING_STATS_S if lagging else 0)
-            caught = agreed and topology == previous and held
+            verdict = judge.observe(topology, answer, names, pending, time.monotonic())
+            caught = verdict.caught
             if caught or time.monotonic() > deadline:
                 break
-            previous = topology
             time.sleep(0.05)
         if not caught:  # at least the ready counts are the queues' own
             topology = replace(
@@ -228,7 +206,7 @@ class FlowDiagram:
             why = (
                 "messages are still arriving from the firehose"
                 if not drained
-                else "the broker's statistics had not settled"
+                else f"the broker's statistics had not settled ({verdict.why})"
             )
             print(
                 f"(the diagram did not catch up within {timeout:g} s: {why}; "
@@ -240,7 +218,20 @@ class FlowDiagram:
     def summary(self) -> str:
         """The deterministic text of what is drawn now (see FlowState.summary)."""
         with self._lock:
-            return self.state.summary()
+            return summary(self.state)
+
+    def exchange_names(self) -> list[str]:
+        """The exchanges drawn now (the publish panel offers them)."""
+        with self._lock:
+            return [x.name for x in self.state.visible_exchanges()]
+
+    def find_publish(self, message_id: str) -> Message | None:
+        """The newest publish with this message_id among the recent messages, if any."""
+        with self._lock:
+            for m in reversed(self.state.recent):
+                if m.kind == "publish" and m.message_id == message_id:
+                    return m
+        return None
 
     def html(self, animate: bool = False) -> str:
         """The current picture as an HTML fragment (static by default), e.g. for a report.
@@ -270,8 +261,6 @@ class FlowDiagram:
         With `show_diagram` the diagram is shown beside it, so display one or the other.
         """
         if self._panel is None:
-            from helpers.view.panel import PublishPanel  # the panel module imports this one
-
             self._panel = PublishPanel(self, show_diagram=show_diagram)
         return self._panel
 
@@ -281,9 +270,9 @@ class FlowDiagram:
             return
         self.closed = True
         _live.discard(self)
-        if self._panel is not None:
-            self._panel.close_connection()
+        self._stop.set()
         self.tracer.stop()
+        self._refresher.join(5.0)
         with self._lock:
             self._render(force=True)
 
@@ -326,20 +315,26 @@ class FlowDiagram:
                     self._refresh_due, time.monotonic() + TOPOLOGY_AFTER_EVENTS_S
                 )
 
-    def _on_tick(self) -> None:
-        now = time.monotonic()
-        if now >= self._refresh_due:
-            self._refresh_due = now + TOPOLOGY_EVERY_S
-            try:
-                topology = read_topology(self._api_bg, self.broker.vhost)
-            except Exception:  # a hiccup of the API: keep the last picture
-                topology = None
-            if topology is not None:
+    def _refresh(self) -> None:
+        """The refresher thread: the topology every TOPOLOGY_EVERY_S (sooner after events),
+        and a render when something changed, at most max_renders_per_s a second.
+
+        Its own thread, not the tracer's: five HTTP calls must not hold up the events."""
+        while not self._stop.wait(TICK_S):
+            now = time.monotonic()
+            if now >= self._refresh_due:
+                self._refresh_due = now + TOPOLOGY_EVERY_S
+                try:
+                    topology = read_topology(self._api_bg, self.broker.vhost)
+                except Exception:  # a hiccup of the API: keep the last picture
+                    topology = None
+                if topology is not None:
+                    with self._lock:
+                        self.state.set_topology(topology)
+            if now - self._last_render >= self._min_interval:
                 with self._lock:
-                    self.state.set_topology(topology)
-        if now - self._last_render >= self._min_interval:
-            with self._lock:
-                self._render()
+                    if not self.closed:
+                        self._render()
 
     def _render(self, force: bool = False) -> None:
         """Render if something changed (always with `force`); caller holds the lock."""

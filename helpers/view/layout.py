@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from helpers.flow import MAX_CLIENTS, FlowState
+from helpers.flow.state import MAX_CLIENTS, FlowState
 
 NODE_W, NODE_H, COL_GAP, ROW_GAP, MARGIN = 150, 50, 100, 18, 16
 LEGEND_H = 40  # the totals and what they count, under the boxes

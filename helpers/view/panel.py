@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import ipywidgets
 import pika
 import pika.exceptions
 
 from helpers.errors import explain
-from helpers.flow import DEFAULT_EXCHANGE
+from helpers.flow.state import DEFAULT_EXCHANGE, Message, Prefix
 from helpers.view.svg import esc
 
 if TYPE_CHECKING:
-    from helpers.view.diagram import FlowDiagram
+    from helpers.broker import Broker
+
+
+class PublishTarget(Protocol):
+    """What the panel needs of the diagram beside it (`FlowDiagram` offers it)."""
+
+    broker: Broker
+    prefix: Prefix
+    widget: ipywidgets.DOMWidget
+    closed: bool
+
+    def exchange_names(self) -> list[str]:
+        """The exchanges drawn now."""
+        ...
+
+    def find_publish(self, message_id: str) -> Message | None:
+        """The newest publish with this message_id the diagram has seen, if any."""
+        ...
+
+    def wait_until_caught_up(self, timeout: float = 10.0) -> object: ...
 
 
 class PublishPanel(ipywidgets.VBox):
@@ -26,7 +45,7 @@ class PublishPanel(ipywidgets.VBox):
     it, on a laptop screen, the picture shrank to unreadable).
     """
 
-    def __init__(self, diagram: FlowDiagram, show_diagram: bool = True):
+    def __init__(self, diagram: PublishTarget, show_diagram: bool = True):
         self.diagram = diagram
         self._count = 0
         self.exchange = ipywidgets.Dropdown(description="exchange")
@@ -53,8 +72,7 @@ class PublishPanel(ipywidgets.VBox):
         return f"PublishPanel(prefix={self.diagram.prefix!r})"
 
     def refresh_exchanges(self) -> None:
-        with self.diagram._lock:
-            names = [x.name for x in self.diagram.state.visible_exchanges()]
+        names = self.diagram.exchange_names()
         if DEFAULT_EXCHANGE not in names:
             names.insert(0, DEFAULT_EXCHANGE)
         options = [("(default exchange)" if n == "" else n, n) for n in names]
@@ -140,23 +158,14 @@ class PublishPanel(ipywidgets.VBox):
         return None
 
     def _where(self, message_id: str) -> str:
-        with self.diagram._lock:
-            found = [
-                m
-                for m in self.diagram.state.recent
-                if m.kind == "publish" and m.message_id == message_id
-            ]
-        if not found:
+        m = self.diagram.find_publish(message_id)
+        if m is None:
             return "not seen in the firehose (outside the diagram's prefix?)"
-        m = found[-1]
         if m.queues:
             return "routed to " + ", ".join(m.queues)
         if m.hidden_routes:
             return "routed to queues outside the diagram's prefix"
         return f"unroutable: dropped by {m.exchange or '(default exchange)'}"
-
-    def close_connection(self) -> None:
-        """Nothing to close: each publish opens and closes its own connection."""
 
 
 def parse_headers(text: str) -> dict[str, Any]:

@@ -11,8 +11,15 @@ import time
 from collections import Counter
 from typing import Any
 
-from helpers.flow import DEFAULT_EXCHANGE, FlowState, Message
+from helpers.flow.state import DEFAULT_EXCHANGE, FlowState, Message
 from helpers.view.layout import MARGIN, NODE_H, NODE_W, ROW_GAP, Layout
+from helpers.view.text import (
+    binding_label,
+    connection_label,
+    message_body,
+    message_headers,
+    producer_label,
+)
 
 ANIMATION_S = 1.4  # how long a dot travels; messages older than this are not animated
 MAX_DOTS = 40  # dots per render; more messages than that are summed up as "+N"
@@ -236,7 +243,7 @@ def render_svg(state: FlowState, now: float | None = None, animate: bool = True)
     grouped: dict[tuple[str, str, str], list[str]] = {}
     for b in lay.bindings:
         labels = grouped.setdefault((b.source, b.destination_type, b.destination), [])
-        label = state.binding_label(b)
+        label = binding_label(state, b)
         args = dict(b.arguments)
         if label and "x-match" in args:
             # A headers binding leads with its mode, which clipping must not cut off.
@@ -288,8 +295,8 @@ def render_svg(state: FlowState, now: float | None = None, animate: bool = True)
         )
     # Nodes on top of edges.
     for client in lay.producers:
-        label = state.producer_label(client)
-        program = state.connection_label(client)
+        label = producer_label(state, client)
+        program = connection_label(state, client)
         parts.append(
             _box(
                 lay,
@@ -346,9 +353,9 @@ def render_svg(state: FlowState, now: float | None = None, animate: bool = True)
                 lay,
                 ("c", (c.queue, c.tag)),
                 "consumer",
-                f"consumer {c.tag} on {c.queue}, {state.connection_label((c.connection, 0))} "
+                f"consumer {c.tag} on {c.queue}, {connection_label(state, (c.connection, 0))} "
                 f"channel {c.channel} ({ack}, {prefetch})",
-                state.connection_label((c.connection, c.channel)),
+                connection_label(state, (c.connection, c.channel)),
                 f"{c.tag} · ch {c.channel}",
                 "consumer",
                 line3=f"{prefetch}, {ack}",
@@ -363,8 +370,8 @@ def render_svg(state: FlowState, now: float | None = None, animate: bool = True)
                 ("g", (q, client)),
                 "consumer",
                 f"{'consumer ' + tag + ' (it has left)' if tag else 'basic_get'}: "
-                f"{state.connection_label(client)} ({client[0]}) channel {client[1]}",
-                state.connection_label(client),
+                f"{connection_label(state, client)} ({client[0]}) channel {client[1]}",
+                connection_label(state, client),
                 f"{tag} (left) · ch {client[1]}" if tag else f"basic_get · channel {client[1]}",
                 "consumer getter",
                 program=client[0],
@@ -423,7 +430,7 @@ def _dots(state: FlowState, lay: Layout, now: float) -> list[str]:
         if len(out) >= MAX_DOTS:
             skipped += 1
             continue
-        title = f"{m.exchange or '(default)'} [{m.routing_key}] {m.body}"
+        title = f"{m.exchange or '(default)'} [{m.routing_key}] {message_body(m)}"
         if m.kind == "deliver":
             q = m.queues[0]
             node = lay.consumer_node(q, m.client)
@@ -483,19 +490,20 @@ def _log(state: FlowState, n: int = 5) -> str:
 
 
 def _log_line(state: FlowState, m: Message) -> str:
-    body = f"{esc(m.body)} ({m.size} B)"
+    body = f"{esc(message_body(m))} ({m.size} B)"
     x = esc(m.exchange or "(default)")
     key = esc(m.routing_key)
-    headers = f" headers {esc(m.headers)}" if m.headers else ""
+    headers = message_headers(m)
+    headers = f" headers {esc(headers)}" if headers else ""
     if m.kind == "deliver":
         again = " (redelivered)" if m.redelivered else ""
         return f"delivered from {esc(m.queues[0])}{again}: {body}"
     if m.kind == "reply":
         callers = [c for (r, c) in state.direct_replies if r == m.client]
-        to = esc(state.producer_label(callers[-1])) if callers else "the caller"
-        return f"{esc(state.producer_label(m.client))} → direct reply-to → {to}: {body}"
+        to = esc(producer_label(state, callers[-1])) if callers else "the caller"
+        return f"{esc(producer_label(state, m.client))} → direct reply-to → {to}: {body}"
     where = ", ".join(esc(q) for q in m.queues) if m.queues else None
     if where is None:
         where = "elsewhere (outside the prefix)" if m.hidden_routes else "nowhere: unroutable"
-    who = esc(state.producer_label(m.client))
+    who = esc(producer_label(state, m.client))
     return f"{who} → {x} [{key}]{headers}: {body} → {where}"

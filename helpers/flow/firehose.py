@@ -1,4 +1,4 @@
-"""The firehose consumer, in a process of its own: `python -m helpers.firehose`.
+"""The firehose consumer, in a process of its own: `python -m helpers.flow.firehose`.
 
 Why a process: decoding trace messages is pika's pure-Python frame parsing, tens of
 microseconds per message. Inside the kernel it competed for the GIL with the very program
@@ -11,16 +11,16 @@ Protocol, one JSON document per line:
   {"sync": n} sends marker n through our queue; {"counts": [queue, ...], "id": n} asks each
   queue for its counts; {"stop": true}. End of input (the kernel died) also stops it.
 - stdout: {"ready": queue, "was_on": bool} or {"error": text}; then {"events": [...],
-  "stats": [events, received, markers]} batches (see `compact`), {"synced": n},
+  "stats": [events, received, markers]} batches (see `compact`; each event is
+  `helpers.flow.events.encode`d), {"synced": n},
   {"counts": n, "result": {queue: [ready, consumers]}}, and {"closed": true} at the end.
 
-Tracing on/off and its reference count on the broker are done here, as they were in the
-kernel (see `helpers.trace`); the exclusive trace queue dies with this process's connection.
+Tracing on/off and its reference count on the broker are done here, by the rules of
+`helpers.flow.tracing`; the exclusive trace queue dies with this process's connection.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import queue
@@ -28,27 +28,20 @@ import sys
 import threading
 import time
 from typing import Any
-from urllib.parse import quote
 
 import pika
 import pika.exceptions
 
-from helpers.management import ManagementClient
-from helpers.trace import (
-    BINDING_MARK,
-    PREFETCH,
-    SYNC_ID,
-    TRACE_EXCHANGE,
-    TRACING_MARK,
-    WAS_ON,
-    TraceEvent,
-    as_text,
-    diagram_trace_queues,
-    parse,
+from helpers.flow.events import SYNC_ID, TRACE_EXCHANGE, TraceEvent, encode, parse
+from helpers.flow.tracing import (
+    binding_arguments,
+    switch_off_if_last,
+    switch_on,
     tracing_was_on_before,
 )
+from helpers.management import ManagementClient
 
-BODY_HEAD = 256  # bytes of each body sent on: previews need no more
+PREFETCH = 1000  # trace messages in flight to us; acking them paces the broker
 BATCH_EVENTS = 1000
 KEEP_EACH = 20  # the newest events of a batch are sent one by one (see `compact`)
 BATCH_SECONDS = 0.05
@@ -60,27 +53,6 @@ BATCH_SECONDS = 0.05
 BURST_EVENTS = 50
 YIELD_RATIO = 1.0
 MAX_YIELD_S = 0.05
-
-
-def encode(event: TraceEvent, repeat: int = 1) -> list[Any]:
-    """A trace event as a compact JSON list (`decode` in helpers.trace reverses it)."""
-    headers = [[str(k), as_text(v)[:60]] for k, v in list(event.headers.items())[:4]]
-    return [
-        event.kind,
-        event.exchange,
-        list(event.routing_keys),
-        list(event.routed_queues),
-        event.queue,
-        event.redelivered,
-        event.connection,
-        event.channel,
-        event.message_id,
-        headers,
-        base64.b64encode(event.body[:BODY_HEAD]).decode("ascii"),
-        len(event.body),
-        event.reply_to,
-        repeat,
-    ]
 
 
 def compact(events: list[TraceEvent]) -> list[list[Any]]:
@@ -96,17 +68,14 @@ def compact(events: list[TraceEvent]) -> list[list[Any]]:
         return [encode(e) for e in events]
     groups: dict[tuple[Any, ...], list[Any]] = {}
     for e in events[:-KEEP_EACH]:
-        key = (e.kind, e.exchange, e.routing_keys, e.routed_queues, e.queue, e.redelivered,
-               e.connection, e.channel, e.reply_to)  # fmt: skip
+        key = e.alike()
         group = groups.get(key)
         if group is None:
             groups[key] = [e, 1]
         else:
             group[0] = e  # the newest stands for them all
             group[1] += 1
-    return [encode(e, n) for e, n in groups.values()] + [
-        encode(e) for e in events[-KEEP_EACH:]
-    ]
+    return [encode(e, n) for e, n in groups.values()] + [encode(e) for e in events[-KEEP_EACH:]]
 
 
 class Worker:
@@ -157,15 +126,11 @@ class Worker:
         ).method.queue
         self.was_on = tracing_was_on_before(self.api, s["vhost"])
         self.channel.queue_bind(
-            self.queue, TRACE_EXCHANGE, "#", arguments={BINDING_MARK: True, WAS_ON: self.was_on}
+            self.queue, TRACE_EXCHANGE, "#", arguments=binding_arguments(self.was_on)
         )
-        self.channel.basic_qos(prefetch_count=PREFETCH * 5)
+        self.channel.basic_qos(prefetch_count=PREFETCH)
         self.channel.basic_consume(self.queue, self.on_message)
-        if not self.was_on:
-            # Left until the last diagram goes, so a dead kernel's tracing can be found.
-            self.channel.exchange_declare(TRACING_MARK, "fanout", internal=True)
-        if not self.api.tracing(s["vhost"]):
-            self.api.set_tracing(s["vhost"], True)
+        switch_on(self.api, s["vhost"], self.was_on)
 
     def close(self) -> None:
         try:
@@ -176,11 +141,8 @@ class Worker:
         except Exception:  # already gone: the exclusive queue went with the connection
             pass
         try:
-            vhost = self.s["vhost"]
-            if self.queue and not self.was_on and not diagram_trace_queues(self.api, vhost):
-                self.api.set_tracing(vhost, False)
-                path = f"exchanges/{quote(vhost, safe='')}/{TRACING_MARK}"
-                self.api.request("DELETE", path, ok404=True)
+            if self.queue:
+                switch_off_if_last(self.api, self.s["vhost"], self.was_on)
         except Exception:  # the management API is gone too; nothing more we can do
             pass
 
