@@ -216,7 +216,7 @@ class FlowDiagram:
         return CaughtUp(True)
 
     def summary(self) -> str:
-        """The deterministic text of what is drawn now (see FlowState.summary)."""
+        """The deterministic text of what is drawn now (see helpers.view.text.summary)."""
         with self._lock:
             return summary(self.state)
 

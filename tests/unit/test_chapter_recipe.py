@@ -2,7 +2,8 @@
 a second.
 
 A chapter `notebooks/NN_name.ipynb` comes with its exercise self-check `helpers/checks/chNN.py`,
-its learner-session test `tests/test_learner_chNN.py`, one exercise/check/solution trio (cell
+its tests `tests/test_checks_chNN.py` and `tests/test_learner_chNN.py` (learner session), one
+exercise/check/solution trio (cell
 tags), a "Time to learn" line under its Prerequisites, and a row in README.md's table of
 chapters; it imports its check module as `from helpers.checks import chNN` (docs/authoring.md,
 "Adding chapter NN"). `chapter_problems` and `import_style_problems` name each missing part in
@@ -116,6 +117,8 @@ def chapter_problems(root: Path) -> list[str]:
         cells = _cells(notebook)
         if not (root / "helpers" / "checks" / f"ch{nn}.py").is_file():
             problems.append(f"{name}: no helpers/checks/ch{nn}.py (its exercise self-check)")
+        if not (root / "tests" / f"test_checks_ch{nn}.py").is_file():
+            problems.append(f"{name}: no tests/test_checks_ch{nn}.py (the tests of its check)")
         if not (root / "tests" / f"test_learner_ch{nn}.py").is_file():
             problems.append(f"{name}: no tests/test_learner_ch{nn}.py (its learner-session test)")
         problems += [f"{name}: {problem}" for problem in _trio_problems(cells)]
@@ -188,7 +191,7 @@ def copy(tmp_path: Path) -> Path:
         ignore=shutil.ignore_patterns("__pycache__"),
     )
     (tmp_path / "tests").mkdir()
-    for test in (ROOT / "tests").glob("test_learner_ch*.py"):
+    for test in (ROOT / "tests").glob("test_[lc]*_ch*.py"):
         shutil.copy(test, tmp_path / "tests")
     return tmp_path
 
@@ -207,6 +210,10 @@ def _edit_cells(root: Path, prefix: str, edit: Callable[[list[dict]], None]) -> 
 
 def _no_check_module(root: Path) -> None:
     (root / "helpers" / "checks" / "ch03.py").unlink(missing_ok=True)
+
+
+def _no_check_test(root: Path) -> None:
+    (root / "tests" / "test_checks_ch06.py").unlink(missing_ok=True)
 
 
 def _no_learner_test(root: Path) -> None:
@@ -248,6 +255,7 @@ def _no_solution_tag(root: Path) -> None:
     ("strip", "chapter", "named"),
     [
         (_no_check_module, "03_consumer", "no helpers/checks/ch03.py"),
+        (_no_check_test, "06_rpc", "no tests/test_checks_ch06.py"),
         (_no_learner_test, "04_exchanges", "no tests/test_learner_ch04.py"),
         (_no_readme_row, "05_acks", "no row starting '| `05_acks` |' in README.md"),
         (_no_time_to_learn, "00_concepts", "no 'Time to learn' line"),
