@@ -6,6 +6,7 @@ makes of it. One concern a module, each importing only those above it in this li
 - `topology`: what the management API lists (exchanges, queues, bindings, consumers,
   connections), parsed by a pure function of its JSON;
 - `tracing`: switching a vhost's firehose on and off, shared by every diagram;
+- `scope`: which names are drawn, and along which edges, as plain functions of the topology;
 - `state`: `FlowState`, the counts and recent messages built from topology and events;
 - `caught_up`: when the picture agrees with the broker, a pure decision over reads;
 - `firehose`: the process that consumes the firehose (`python -m helpers.flow.firehose`);
