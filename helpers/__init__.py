@@ -4,7 +4,17 @@ They find (or start) a broker, read its real state, draw it and check exercises.
 hide the pika call a chapter teaches: notebooks build their own connections with plain pika.
 """
 
+from helpers import alarms  # noqa: F401  lends explain() its look at the broker's alarms
 from helpers.broker import Broker, find_broker
+from helpers.chapter_claim import claim_chapter, release_chapter
 from helpers.errors import BrokerUnavailable, TutorialError, explain
 
-__all__ = ["Broker", "BrokerUnavailable", "TutorialError", "explain", "find_broker"]
+__all__ = [
+    "Broker",
+    "BrokerUnavailable",
+    "TutorialError",
+    "claim_chapter",
+    "explain",
+    "find_broker",
+    "release_chapter",
+]

@@ -1,5 +1,5 @@
 """Command line: `python -m helpers broker start | status | stop`, `rabbitmq provision | remove`,
-`classroom provision | teardown`.
+`alarm status | clear`, `classroom provision | teardown`.
 
 `make lab` and `make test` call `broker start`; learners call `status` to see where their
 broker is. Errors print one paragraph and exit 1, without a traceback. No command prints a
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from helpers import classroom_cli, node
+from helpers import alarms, classroom_cli, node
 from helpers.broker import find_broker
 from helpers.errors import TutorialError
 from helpers.node import rootfs
@@ -68,6 +68,37 @@ def _rabbitmq_remove(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _alarm_status(_args: argparse.Namespace) -> int:
+    broker = find_broker(start=False, progress=None)
+    kinds = alarms.active_alarms(broker)
+    if not kinds:
+        print(f"No resource alarm on {broker.source} ({broker.display_url}): publishers go on.")
+        return 0
+    what = " and a ".join(kinds)
+    print(
+        f"{broker.source} ({broker.display_url}) has a {what} alarm and blocks every publisher"
+        + (
+            ": `python -m helpers alarm clear` puts its limits back."
+            if alarms.may_raise_alarm(broker)
+            else "."
+        )
+    )
+    return 0
+
+
+def _alarm_clear(_args: argparse.Namespace) -> int:
+    running = [n for n in node.candidates() if n.is_running()]
+    if not running:
+        print(
+            "No private node of this checkout is running; alarms of brokers the helpers did "
+            "not start are left alone (free disk space or memory on that broker's machine)."
+        )
+        return 0
+    for each in running:
+        print(f"{each.name}: {alarms.clear_alarms(each)}.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.splitlines()[0])
     groups = parser.add_subparsers(dest="group", required=True)
@@ -92,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     steps.add_parser("remove", help=f"delete {rootfs.cache_dir()}").set_defaults(
         func=_rabbitmq_remove
     )
+    alarm = groups.add_parser("alarm", help="resource alarms that block publishers")
+    verbs = alarm.add_subparsers(dest="action", required=True)
+    verbs.add_parser("status", help="which alarm the broker has, if any").set_defaults(
+        func=_alarm_status
+    )
+    verbs.add_parser(
+        "clear", help="put the private node's disk and memory limits back to its configured ones"
+    ).set_defaults(func=_alarm_clear)
     classroom_cli.add_parser(groups)
     return parser
 

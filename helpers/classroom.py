@@ -27,7 +27,10 @@ import csv
 import os
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -42,10 +45,34 @@ MARKER = "tutorial-classroom"
 STUDENT_TAGS = ("management",)
 CSV_FIELDS = ("student", "username", "password", "vhost", "AMQP_URL", "management_url")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+# At most this many students per run. The instructor guide plans for rooms of 25-40; 200 is a
+# lecture hall. A larger number is almost always a typo (2500 for 25), and on a shared broker
+# it would make thousands of vhosts and users, each with the firehose on, before anyone
+# noticed (`--students 100000` ran silently for minutes). A larger class is provisioned in
+# groups, one --prefix each, which also lets each group be torn down on its own.
+MAX_STUDENTS = 200
 
 
 class ClassroomError(TutorialError):
     """Provisioning cannot go on; the message says why and what to do."""
+
+
+class ProvisionInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `provision`: what was finished, so the caller can write it down.
+
+    Ctrl-C is held until the student being made is complete, so `seats` is exactly what this
+    run made on the broker. Only a second Ctrl-C stops in the middle of a student: then
+    `unfinished` names the one that may be half made (its vhost without its user, say).
+    """
+
+    def __init__(self, seats: list[Seat], unfinished: str | None = None) -> None:
+        super().__init__(f"interrupted after {len(seats)} students")
+        self.seats = seats
+        self.unfinished = unfinished
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython calls this instead of printing the traceback.
+        return [f"{type(self).__name__}: {self}"]
 
 
 @dataclass(frozen=True)
@@ -93,9 +120,19 @@ def student_names(count: int | None = None, names: Iterable[str] | None = None) 
         dupes = sorted({n for n in result if result.count(n) > 1})
         if dupes:
             raise ClassroomError(f"These names appear twice: {', '.join(dupes)}.")
+        if len(result) > MAX_STUDENTS:
+            raise ClassroomError(
+                f"{len(result)} names is more than {MAX_STUDENTS}, the most one run provisions: "
+                "split the class into groups, one --prefix each."
+            )
         return [check_name(n, "Student name") for n in result]
     if count is None or count < 1:
-        raise ClassroomError("Give --students N (N >= 1) or --names alice,bob,...")
+        raise ClassroomError(f"Give --students N (1 to {MAX_STUDENTS}) or --names alice,bob,...")
+    if count > MAX_STUDENTS:
+        raise ClassroomError(
+            f"--students {count} is more than {MAX_STUDENTS}, the most one run provisions: "
+            "split the class into groups, one --prefix each."
+        )
     width = max(2, len(str(count)))
     return [f"student{i:0{width}d}" for i in range(1, count + 1)]
 
@@ -132,23 +169,66 @@ def provision(
     management_url: str,
     prefix: str = DEFAULT_PREFIX,
     known_passwords: dict[str, str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    tls: bool = False,
 ) -> list[Seat]:
     """Give every student a vhost and a user confined to it; safe to run again.
 
     `amqp_host`, `amqp_port` and `management_url` are what the students use (the room's
-    address of the broker), which may differ from how the instructor reached it.
+    address of the broker), which may differ from how the instructor reached it; with `tls`
+    their URLs are amqps://.
     `known_passwords` (username -> password, from the last CSV) keeps existing students'
-    passwords, so a second run leaves every handed-out URL valid.
+    passwords, so a second run leaves every handed-out URL valid. `progress` gets one line
+    per student made, so a long run is not silent.
+
+    Ctrl-C (in the main thread) waits for the student being made, then raises
+    `ProvisionInterrupted` with the seats finished so far: nothing is left half made, and
+    the caller can write down exactly what exists.
     """
     check_name(prefix, "Prefix")
+    names = [f"{prefix}-{check_name(student, 'Student name')}" for student in students]
     known = known_passwords or {}
+    seats: list[Seat] = []
+    unfinished: str | None = None
+    try:
+        plan = _plan(admin, students, names, prefix)
+        for number, (student, name, existed) in enumerate(plan, 1):
+            with ctrl_c_held(insist=True):
+                unfinished = name
+                seats.append(
+                    _make_seat(
+                        admin,
+                        student,
+                        name,
+                        existed,
+                        prefix,
+                        known,
+                        (amqp_host, amqp_port, management_url, tls),
+                    )
+                )
+                unfinished = None
+            if progress:
+                progress(f"{number}/{len(plan)} {name}: {seats[-1].status}")
+    except KeyboardInterrupt:
+        raise ProvisionInterrupted(seats, unfinished) from None
+    return seats
+
+
+def _plan(
+    admin: ManagementClient, students: Sequence[str], names: Sequence[str], prefix: str
+) -> list[tuple[str, str, bool]]:
+    """(student, name, user existed) for each, or ClassroomError before anything changes.
+
+    Two list requests instead of two per student, so the check is quick however many
+    students there are.
+    """
     tag = marker_tag(prefix)
-    # Check every name before changing anything, so a refusal leaves the broker untouched.
+    users = {u["name"]: u for u in admin.users()}
+    vhosts = {v["name"]: _tags(v) for v in admin.vhosts()}
     plan = []
-    for student in students:
-        name = f"{prefix}-{check_name(student, 'Student name')}"
-        user = admin.user(name)
-        vhost_tags = _vhost_tags(admin, name)
+    for student, name in zip(students, names, strict=True):
+        user = users.get(name)
+        vhost_tags = vhosts.get(name)
         user_is_ours = user is not None and tag in _tags(user)
         foreign_user = user is not None and not user_is_ours
         foreign_vhost = vhost_tags is not None and not (tag in vhost_tags or user_is_ours)
@@ -158,26 +238,72 @@ def provision(
                 "provisioning: choose another --prefix, or remove it yourself."
             )
         plan.append((student, name, user is not None))
+    return plan
 
-    seats = []
-    for student, name, existed in plan:
-        if existed and name in known:
-            password, status = known[name], "unchanged"
-        elif existed:
-            password, status = new_password(), "new password"
-        else:
-            password, status = new_password(), "created"
-        # One PUT with every field: a later PUT would replace tags and description.
-        admin.create_vhost(
-            name, tracing=True, description=f"Classroom vhost of {student}", tags=[tag]
-        )
-        admin.put_user(name, password, [*STUDENT_TAGS, tag])
-        admin.set_permissions(name, name)  # full rights in its own vhost, none elsewhere
-        url = Broker(amqp_host, amqp_port, name, name, password, management_url, "classroom")
-        seats.append(
-            Seat(student, name, password, name, url.amqp_url, management_url + "/", status)
-        )
-    return seats
+
+def _make_seat(
+    admin: ManagementClient,
+    student: str,
+    name: str,
+    existed: bool,
+    prefix: str,
+    known: dict[str, str],
+    address: tuple[str, int, str, bool],
+) -> Seat:
+    """Create or update one student's vhost, user and permissions; the seat to hand out.
+
+    `address` is (AMQP host, AMQP port, management URL, TLS) as the students reach the broker.
+    """
+    amqp_host, amqp_port, management_url, tls = address
+    tag = marker_tag(prefix)
+    if existed and name in known:
+        password, status = known[name], "unchanged"
+    elif existed:
+        password, status = new_password(), "new password"
+    else:
+        password, status = new_password(), "created"
+    # One PUT with every field: a later PUT would replace tags and description.
+    admin.create_vhost(name, tracing=True, description=f"Classroom vhost of {student}", tags=[tag])
+    admin.put_user(name, password, [*STUDENT_TAGS, tag])
+    admin.set_permissions(name, name)  # full rights in its own vhost, none elsewhere
+    url = Broker(amqp_host, amqp_port, name, name, password, management_url, "classroom", tls=tls)
+    return Seat(student, name, password, name, url.amqp_url, management_url + "/", status)
+
+
+@contextmanager
+def ctrl_c_held(insist: bool = False) -> Iterator[None]:
+    """Run the block whole: a Ctrl-C during it is raised as KeyboardInterrupt once it ends.
+
+    Why: a student interrupted between the vhost and the user would exist on the broker but
+    in no CSV, and a CSV interrupted while written would not match the broker. With `insist`
+    a second Ctrl-C stops at once (a request that hangs until its timeout is not worth
+    waiting for). Signal handlers can only be set in the main thread; elsewhere, and when
+    Ctrl-C is ignored, the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, _frame: object) -> None:
+        if held and insist:
+            raise KeyboardInterrupt
+        held.append(signum)
+
+    signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    if held:
+        if callable(previous):  # Python's default handler raises KeyboardInterrupt
+            previous(signal.SIGINT, None)
+        else:  # SIG_DFL (or a handler set outside Python) would have ended the process
+            raise KeyboardInterrupt
 
 
 def new_password() -> str:
@@ -295,8 +421,3 @@ def format_table(seats: Sequence[Seat]) -> str:
 def _tags(item: dict) -> list[str]:
     tags = item.get("tags") or []
     return tags.split(",") if isinstance(tags, str) else list(tags)
-
-
-def _vhost_tags(admin: ManagementClient, name: str) -> list[str] | None:
-    info = admin.vhost(name)
-    return None if info is None else _tags(info)

@@ -8,6 +8,7 @@ the pika exceptions people actually meet into such a sentence.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable, Sequence
 
 import pika.exceptions as pe
 from pika.adapters.utils.connection_workflow import AMQPConnectorStackTimeout
@@ -32,6 +33,21 @@ class BrokerUnavailable(TutorialError):
     """No broker could be found or started."""
 
 
+# How explain() learns which resource alarm blocked a connection. This module sits below the
+# management client in the helpers' import tree, so it cannot ask the broker itself;
+# `helpers.alarms` (imported with the package) lends it a lookup: the exception in, (the
+# alarms in effect, or None when the broker could not be asked; whether the broker is this
+# checkout's private node, which `python -m helpers alarm clear` can lower again) out.
+AlarmLookup = Callable[[BaseException], "tuple[list[str] | None, bool]"]
+_alarm_lookup: AlarmLookup | None = None
+
+
+def set_alarm_lookup(lookup: AlarmLookup | None) -> None:
+    """Let explain() ask the broker which alarm blocks a connection (see `helpers.alarms`)."""
+    global _alarm_lookup
+    _alarm_lookup = lookup
+
+
 class ManagementError(TutorialError):
     """The management HTTP API refused or failed a request.
 
@@ -48,6 +64,9 @@ def explain(exc: BaseException) -> str:
     """One sentence that says what went wrong with a connection and what to do about it."""
     cause = _root_cause(exc)
 
+    if isinstance(cause, pe.ConnectionBlockedTimeout):
+        # First: it is an AMQPConnectionError, whose sentence below would blame the port.
+        return blocked_publishing(*_ask_alarms(exc))
     if isinstance(cause, pe.ProbableAuthenticationError):
         return (
             "The broker refused the user name or password: check the credentials (the "
@@ -110,6 +129,70 @@ def explain(exc: BaseException) -> str:
     if isinstance(cause, ValueError):
         return f"The connection settings are malformed ({cause}): fix them and try again."
     return f"{type(cause).__name__}: {cause}"
+
+
+def blocked_publishing(alarms: Sequence[str] | None, private_node: bool = False) -> str:
+    """The sentence for a ConnectionBlockedTimeout, given the alarms the broker has now.
+
+    RabbitMQ (3.x and 4.x alike; seen on 3.10.8 and 4.3.6) stops reading from every
+    connection that publishes while a memory or disk alarm is on, and tells it with
+    `Connection.Blocked`; pika's `blocked_connection_timeout` then closes the connection with
+    this error. `alarms` are "disk", "memory" (or "resource" when the broker did not say
+    which); None when the broker could not be asked. `private_node`: it is this checkout's
+    node, whose limits `python -m helpers alarm clear` puts back.
+    """
+    if alarms is None:
+        return (
+            "The broker blocked this connection's publishing for longer than its "
+            "blocked_connection_timeout, which RabbitMQ does while a resource alarm is on "
+            "(free disk space below its limit, or memory use above its watermark): free disk "
+            "space or memory on the broker's machine (or ask whoever runs it), then publish "
+            "again."
+        )
+    kinds = sorted({a for a in alarms if a in ("disk", "memory")}) or sorted(set(alarms))
+    if not kinds:
+        return (
+            "The broker blocked this connection's publishing for longer than its "
+            "blocked_connection_timeout because of a resource alarm, which has cleared since: "
+            "publish again on a new connection, with confirms (the blocked message may have "
+            "arrived after all)."
+        )
+    what = {
+        ("disk",): "a disk alarm (its free disk space is below its disk_free_limit)",
+        ("memory",): "a memory alarm (it uses more memory than vm_memory_high_watermark allows)",
+        ("disk", "memory"): "a disk and a memory alarm",
+    }.get(tuple(kinds), "a resource alarm")
+    if private_node:
+        fix = (
+            "run `python -m helpers alarm clear` in a terminal to put the tutorial node's "
+            "limits back"
+        )
+    elif "disk" in kinds:
+        fix = (
+            "free disk space on the broker's machine, or lower its limit "
+            "(`rabbitmqctl set_disk_free_limit 50MB`)"
+        )
+    elif "memory" in kinds:
+        fix = (
+            "let consumers drain the queues, or raise the limit "
+            "(`rabbitmqctl set_vm_memory_high_watermark <fraction of RAM>`)"
+        )
+    else:
+        fix = "free disk space or memory on the broker's machine (or ask whoever runs it)"
+    return (
+        f"The broker blocks publishers because it has {what}, so pika gave up on this "
+        f"connection after its blocked_connection_timeout: {fix}, then publish again."
+    )
+
+
+def _ask_alarms(exc: BaseException) -> tuple[list[str] | None, bool]:
+    """The alarms of the broker `exc` came from, through `helpers.alarms`; never raises."""
+    if _alarm_lookup is None:
+        return None, False
+    try:
+        return _alarm_lookup(exc)
+    except Exception:  # an explanation must not fail: say what is known without the broker
+        return None, False
 
 
 def _root_cause(exc: BaseException) -> BaseException:

@@ -3,10 +3,15 @@
 It is how the tutorial reads what the broker really holds (queues and their counts,
 exchanges, bindings, connections, channels, consumers) and switches the firehose tracer on
 and off for a virtual host. Only the endpoints the tutorial uses are here.
+
+Over https the broker's certificate is checked against the same CA as AMQP over TLS:
+`AMQP_CA_FILE` when set, else the system's CA store (see `helpers.broker`).
 """
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +22,46 @@ from helpers.errors import ManagementError
 
 Json = dict[str, Any]
 GET_RETRIES = 3
+# A PEM file with the CA that signed the broker's certificate (a workshop's or a company's
+# own CA), for amqps:// and the https management API alike.
+CA_FILE_ENV = "AMQP_CA_FILE"
+
+
+def env_ca_file() -> str | None:
+    """The CA file named by AMQP_CA_FILE, or None to use the system's CA store."""
+    return os.environ.get(CA_FILE_ENV, "").strip() or None
+
+
+def without_userinfo(url: str) -> str:
+    """`url` without any user:password@, so it can be shown in status lines and errors.
+
+    Management URLs are shown (status, errors, the classroom's summary); the client logs in
+    with its own user and password, never with ones written into the URL.
+    """
+    head, sep, rest = url.strip().partition("://")
+    if not sep:  # no scheme (a mistake, but it must not show a password either)
+        head, rest = "", head
+    return f"{head}{sep}{rest.rpartition('@')[2]}"
+
+
+def tls_failure(reason: str, host: str, cafile: str | None) -> str:
+    """One sentence for a certificate that was not accepted (AMQP over TLS or https)."""
+    where = f"the CA in {cafile}" if cafile else "the system's CA store"
+    return (
+        f"the TLS certificate of {host} was not accepted ({reason}) when checked against "
+        f"{where}: set {CA_FILE_ENV} to the PEM file of the CA that signed the broker's "
+        "certificate, and connect to a host name the certificate is for."
+    )
+
+
+def _ssl_reason(exc: Exception) -> str:
+    """The short reason inside requests' long SSLError text (which repeats the URL)."""
+    text = str(exc)
+    found = re.search(r"certificate verify failed: ([^('\"]+)", text)
+    if found:
+        return found.group(1).strip()
+    found = re.search(r"\[SSL: [A-Z_]+\] ([^('\"]+)", text)
+    return found.group(1).strip() if found else "TLS error"
 
 
 def _q(name: str) -> str:
@@ -27,9 +72,21 @@ def _q(name: str) -> str:
 class ManagementClient:
     """Talks to `/api/...` of one broker as one user."""
 
-    def __init__(self, base_url: str, username: str, password: str, timeout: float = 5.0):
-        self.base_url = base_url.rstrip("/")
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        timeout: float = 5.0,
+        ca_file: str | None = None,
+    ):
+        """`ca_file` (default: AMQP_CA_FILE) verifies an https API's certificate; without
+        either the system's CA store does, as for any https site."""
+        self.base_url = without_userinfo(base_url).rstrip("/")
         self.timeout = timeout
+        # Passed with each request: a CA on the session alone loses to REQUESTS_CA_BUNDLE.
+        self.ca_file = ca_file or env_ca_file()
+        self._verify: dict[str, Any] = {"verify": self.ca_file} if self.ca_file else {}
         self._session = requests.Session()
         self._session.auth = (username, password)
         self._session.headers["content-type"] = "application/json"
@@ -43,14 +100,18 @@ class ManagementClient:
         """Call `METHOD /api/PATH`; raise ManagementError with a hint on failure."""
         url = f"{self.base_url}/api/{path.lstrip('/')}"
         try:
-            r = self._session.request(method, url, json=json, timeout=self.timeout)
+            r = self._session.request(method, url, json=json, timeout=self.timeout, **self._verify)
             # RabbitMQ 4.3 answers a GET of a queue that is being deleted (an exclusive queue
             # whose connection just closed) with an empty 500: ask again, it is gone by then.
             for _ in range(GET_RETRIES):
                 if method != "GET" or r.status_code != 500:
                     break
                 time.sleep(0.2)
-                r = self._session.request(method, url, json=json, timeout=self.timeout)
+                r = self._session.request(
+                    method, url, json=json, timeout=self.timeout, **self._verify
+                )
+        except requests.exceptions.SSLError as exc:
+            raise ManagementError(self._tls_problem(exc)) from None
         except requests.ConnectionError:
             raise ManagementError(
                 f"The management API at {self.base_url} does not answer: is the broker running "
@@ -58,6 +119,16 @@ class ManagementClient:
             ) from None
         except requests.Timeout:
             raise ManagementError(f"The management API at {self.base_url} timed out.") from None
+        except requests.RequestException as exc:  # e.g. a URL without http:// or https://
+            raise ManagementError(
+                f"The management API URL {self.base_url} cannot be used ({exc}): it must look "
+                "like http://host:15672 (https:// for a broker with TLS)."
+            ) from None
+        except OSError as exc:  # requests' own check of the CA file: not there, not readable
+            raise ManagementError(
+                f"The management API at {self.base_url} cannot be checked over TLS ({exc}): "
+                f"point {CA_FILE_ENV} at a readable PEM file."
+            ) from None
         if r.status_code == 401:
             reason = _reason(r)
             # A wrong user or password: 3.x says "Login failed", 4.x "Not_Authorized" with
@@ -86,6 +157,19 @@ class ManagementClient:
             return None
         return r.json()
 
+    def _tls_problem(self, exc: requests.exceptions.SSLError) -> str:
+        """One line for a failed https request: an untrusted certificate, or no TLS there."""
+        host = self.base_url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+        if "certificate verify failed" in str(exc):
+            return f"The management API at {self.base_url}: " + tls_failure(
+                _ssl_reason(exc), host, self.ca_file
+            )
+        return (
+            f"The management API at {self.base_url} did not complete a TLS handshake "
+            f"({_ssl_reason(exc)}): is it served over https on that port? A broker without "
+            "TLS serves it over http."
+        )
+
     def get(self, path: str) -> Any:
         return self.request("GET", path)
 
@@ -99,6 +183,21 @@ class ManagementClient:
 
     def whoami(self) -> Json:
         return self.get("whoami")
+
+    def alarms(self) -> list[tuple[str, str]]:
+        """(node, "disk" or "memory") for each resource alarm the nodes report, [] for none.
+
+        From `/api/nodes` (`disk_free_alarm`, `mem_alarm`): statistics, so a stats interval
+        late (1 s on the private node, 5 s by default), and a node that has not reported yet
+        counts as without alarm. Needs the monitoring (or administrator) tag.
+        """
+        found = []
+        for node in self.get("nodes") or []:
+            if node.get("disk_free_alarm"):
+                found.append((str(node.get("name", "")), "disk"))
+            if node.get("mem_alarm"):
+                found.append((str(node.get("name", "")), "memory"))
+        return found
 
     def vhosts(self) -> list[Json]:
         return self.get("vhosts")
@@ -183,10 +282,15 @@ class ManagementClient:
         self.request("PUT", f"vhosts/{_q(name)}", json=body)
 
     def declare_exchange(
-        self, name: str, vhost: str, type: str = "fanout", internal: bool = False
+        self,
+        name: str,
+        vhost: str,
+        type: str = "fanout",
+        internal: bool = False,
+        durable: bool = False,
     ) -> None:
-        """Declare a non-durable exchange (as `exchange_declare` with its defaults would)."""
-        body = {"type": type, "durable": False, "auto_delete": False, "internal": internal}
+        """Declare an exchange (by default as `exchange_declare` with its defaults would)."""
+        body = {"type": type, "durable": durable, "auto_delete": False, "internal": internal}
         self.request("PUT", f"exchanges/{_q(vhost)}/{_q(name)}", json=body)
 
     def delete_exchange(self, name: str, vhost: str) -> None:

@@ -19,13 +19,17 @@ def may_restart(broker: Broker) -> bool:
 
 
 def restart_private_node(
-    broker: Broker, progress: Callable[[str], None] | None = None
+    broker: Broker, progress: Callable[[str], None] | None = print
 ) -> bool:
     """Restart the RabbitMQ application of our private node and wait until it answers again.
 
     Returns False, without touching anything, when the broker is not ours to restart, so a
     notebook can print a note instead. Returns True once AMQP and the management API answer
     again (about 8 s); every connection open before the call has been dropped by then.
+
+    The stop button does not cut it in half (see `Node.restart_app`): interrupted, it
+    finishes the restart, says so through `progress` (the only thing it ever prints), and
+    raises KeyboardInterrupt once the broker answers again.
     """
     if not may_restart(broker):
         return False

@@ -11,11 +11,17 @@ import os
 import random
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pika
 import pytest
 
 from helpers import Broker, find_broker
+
+if TYPE_CHECKING:
+    from helpers.node import Node, Ports
 
 for _name in ("AMQP_URL", "TUTORIAL_BROKER", "RABBITMQ_MANAGEMENT_URL"):
     os.environ.pop(_name, None)
@@ -75,6 +81,28 @@ def free_ports(n: int) -> list[int]:
                 continue
         found.append(port)
     return found
+
+
+@contextmanager
+def throwaway_node(
+    directory: Path, name: str, ports: Ports | None = None, **options: Any
+) -> Iterator[Node]:
+    """A node of its own for a test that breaks a broker (alarms, restarts, interrupts):
+    started in `directory` on free loopback ports, stopped afterwards whatever happened."""
+    from helpers.node import Node, Ports, choose_runtime
+
+    node = Node(
+        directory,
+        choose_runtime(progress=None),
+        name=f"{name}-{os.getpid()}@localhost",
+        ports=ports or Ports(*free_ports(3)),
+        **options,
+    )
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
 
 
 @pytest.fixture

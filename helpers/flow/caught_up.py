@@ -68,6 +68,22 @@ def disagreement(topology: Topology, exact: ExactCounts | None, pending: int) ->
     return None
 
 
+def alarm_reason(alarms: Collection[str]) -> str | None:
+    """Why the picture cannot catch up while the broker has a resource alarm; None without.
+
+    During a memory or disk alarm the broker stops reading from every connection that
+    publishes (RabbitMQ 3.x and 4.x; seen on 3.10.8 and 4.3.6), the diagram's own firehose
+    connection included, which publishes the markers the wait sends through its queue. So
+    neither a marker nor a queue's count comes back until the alarm clears, and "messages
+    still arriving from the firehose" would blame the wrong thing. `alarms` are
+    `helpers.alarms.active_alarms()`: "disk", "memory", "resource".
+    """
+    if not alarms:
+        return None
+    kinds = " and a ".join(sorted(set(alarms)))
+    return f"the broker has a {kinds} alarm: publishers are blocked"
+
+
 def needs_holding(topology: Topology, exact: ExactCounts, drawn: Collection[str]) -> bool:
     """Whether some drawn queue's counts could not be confirmed by the queue itself."""
     api = {q.name: q for q in topology.queues}

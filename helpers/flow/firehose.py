@@ -7,16 +7,23 @@ seconds behind). In its own process it has its own interpreter, and on another c
 
 Protocol, one JSON document per line:
 - stdin: first the settings ({"host", "port", "vhost", "username", "password",
-  "management_url"}; the password travels here, never on a command line), then commands:
+  "management_url", "tls"}; the password travels here, never on a command line), then commands:
   {"sync": n} sends marker n through our queue; {"counts": [queue, ...], "id": n} asks each
   queue for its counts; {"stop": true}. End of input (the kernel died) also stops it.
 - stdout: {"ready": queue, "was_on": bool} or {"error": text}; then {"events": [...],
   "stats": [events, received, markers]} batches (see `compact`; each event is
   `helpers.flow.events.encode`d), {"synced": n},
-  {"counts": n, "result": {queue: [ready, consumers]}}, and {"closed": true} at the end.
+  {"counts": n, "result": {queue: [ready, consumers]}}, {"error": text} also when the broker
+  closed or dropped the connection later, and {"closed": true} at the end.
 
 Tracing on/off and its reference count on the broker are done here, by the rules of
 `helpers.flow.tracing`; the exclusive trace queue dies with this process's connection.
+
+Its life is tied to the kernel's, and to its connection's. The kernel starts it in a session
+of its own (`helpers.flow.tracer`), so the stop button's SIGINT, and a kill of the kernel's
+whole process group (JupyterLab's restart), never reach it: it sees its input close, or its
+parent change, and cleans up: tracing off if it was the last diagram. When the broker goes
+(a restart), it says why and exits; the kernel starts a new one once the broker is back.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from typing import Any
 import pika
 import pika.exceptions
 
+from helpers.broker import tls_context
 from helpers.flow.events import SYNC_ID, TRACE_EXCHANGE, TraceEvent, encode, parse
 from helpers.flow.tracing import (
     binding_arguments,
@@ -118,6 +126,8 @@ class Worker:
             client_properties={"connection_name": "tutorial flow diagram (firehose)"},
             connection_attempts=1,
             socket_timeout=5,
+            # amqps:// brokers: the same TLS checks as the kernel's (AMQP_CA_FILE is inherited)
+            ssl_options=pika.SSLOptions(tls_context(), s["host"]) if s.get("tls") else None,
         )
         self.connection = pika.BlockingConnection(params)
         self.channel = self.connection.channel()
@@ -224,6 +234,9 @@ def main() -> int:
         wake.set()
 
     threading.Thread(target=read_commands, daemon=True).start()
+    # Our input pipe closes when the kernel dies, unless a process the kernel forked holds
+    # it too; a new parent (we were handed to init) tells the same, whatever holds the pipe.
+    parent = os.getppid()
     worker = Worker(settings, sys.stdout)
     try:
         worker.open()
@@ -236,6 +249,8 @@ def main() -> int:
     stopping = False
     try:
         while not stopping and not worker.kernel_gone:
+            if os.getppid() != parent:
+                break  # the kernel is gone
             started, received = time.monotonic(), worker.received
             worker.connection.process_data_events(time_limit=0.01)
             burst = worker.received - received > BURST_EVENTS
@@ -258,7 +273,7 @@ def main() -> int:
             if worker.synced or (due and (worker.batch or worker.unacked)):
                 worker.flush()
                 last_flush = now
-    except Exception as exc:  # the broker went away
+    except Exception as exc:  # the broker went away (a restart, say): the kernel reconnects
         worker.emit({"error": f"{type(exc).__name__}: {exc}"})
     finally:
         try:

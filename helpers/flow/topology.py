@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 
 Json = dict[str, Any]
 NOT_LISTED = 400  # what /api/consumers answers when management metrics are switched off
+# A connection's `state` while a resource alarm is on (RabbitMQ 3.x and 4.x): "blocked" when
+# it published during the alarm and the broker stopped reading it, "blocking" when its next
+# publish will be (a connection that only consumes stays "blocking" and is never stopped).
+BLOCKED_STATES = ("blocked", "blocking")
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,9 @@ class Topology:
     # client gave (`connection_name`) when it gave one, else its address.
     connections: tuple[tuple[str, str], ...] = ()
     connections_listed: bool = False
+    # The vhost's connections that a resource alarm blocks: (the broker's name for it, its
+    # state, "blocked" or "blocking"; see BLOCKED_STATES).
+    blocked: tuple[tuple[str, str], ...] = ()
 
 
 def read_topology(api: ManagementClient, vhost: str) -> Topology:
@@ -162,6 +169,13 @@ def topology_from_api(
         consumers_listed=consumers is not None,
         connections=tuple(sorted((c["name"], _connection_label(c)) for c in connections or ())),
         connections_listed=connections is not None,
+        blocked=tuple(
+            sorted(
+                (c["name"], str(c["state"]))
+                for c in connections or ()
+                if c.get("state") in BLOCKED_STATES
+            )
+        ),
     )
 
 

@@ -5,6 +5,12 @@ The consuming and decoding of trace messages run in that process (see there for 
 thread here reads its batches of events from the pipe (`helpers.flow.events.decode`). The
 trace queue is exclusive and auto-delete, so nothing is left on the broker even if the
 kernel dies, and tracing is switched on and off by the rules of `helpers.flow.tracing`.
+
+The process runs in a session of its own: Jupyter's stop button sends SIGINT to the kernel's
+whole process group, and a diagram must outlive an interrupted cell; JupyterLab's restart
+kills that group, and the process must live on long enough to switch tracing off. A tracer
+serves one process: when the broker drops its connection (a restart), `lost` says why in
+one line, and the diagram starts a new tracer once the broker is back.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import select
 import subprocess
 import sys
@@ -59,7 +66,10 @@ class Tracer:
         self.received = 0
         self._stop = threading.Event()
         self._ready = threading.Event()
+        self._stopping = False  # stop() was called: an end we asked for
         self._error: BaseException | None = None
+        self._error_text = ""  # the process's own words for its last error
+        self.ended_at: float | None = None  # time.time() when an unasked-for end was seen
         self._cond = threading.Condition()
         self._synced = 0
         self._sync_seq = itertools.count(1)
@@ -90,6 +100,10 @@ class Tracer:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=env,
+            # Out of the kernel's process group: neither the stop button's SIGINT nor a kill
+            # of the whole group reaches it (see the module docstring). It still ends with
+            # the kernel: its input closes, and it exits.
+            start_new_session=True,
         )
         settings = {
             "host": b.host,
@@ -98,6 +112,7 @@ class Tracer:
             "username": b.username,
             "password": b.password,
             "management_url": b.management_url,
+            "tls": b.tls,
         }
         self._send(settings)
         self._thread.start()
@@ -114,6 +129,7 @@ class Tracer:
         process = self._process
         if process is None:
             return
+        self._stopping = True
         self._stop.set()
         self._send({"stop": True})
         try:
@@ -124,6 +140,17 @@ class Tracer:
         self._thread.join(timeout)
         with self._cond:
             self._cond.notify_all()
+
+    @property
+    def lost(self) -> str | None:
+        """Why the process ended when nobody asked it to, in one line; None while it runs
+        and after `stop()`."""
+        if self._stopping or self._process is None or self.alive:
+            return None
+        if self._error_text:
+            return why_lost(self._error_text)
+        code = self._process.poll()
+        return f"the diagram's firehose process ended (exit code {code})"
 
     @property
     def alive(self) -> bool:
@@ -246,6 +273,8 @@ class Tracer:
         except Exception as exc:  # keep the error for the diagram
             self._error = self._error or exc
         finally:
+            if not self._stopping:
+                self.ended_at = time.time()
             self._stop.set()
             self._ready.set()
             with self._cond:
@@ -269,8 +298,23 @@ class Tracer:
             self.queue, self.was_on = message["ready"], bool(message["was_on"])
             self._ready.set()
         elif "error" in message:
+            self._error_text = str(message["error"])
             self._error = TutorialError(
                 "The diagram's firehose consumer failed: " + message["error"]
             )
             self._ready.set()
         return "closed" in message
+
+
+def why_lost(error: str) -> str:
+    """One line for the learner from the firehose process's last error: why the diagram
+    stopped counting. A restart closes every connection with CONNECTION_FORCED and the
+    reason 'shutdown'; an operator closing it in the management UI gives another reason."""
+    if "CONNECTION_FORCED" in error:
+        if "shutdown" in error:
+            return "the broker closed the diagram's connection (CONNECTION_FORCED, a restart?)"
+        reason = re.sub(r"[\"')]+$", "", error.split("CONNECTION_FORCED - ", 1)[-1])
+        return f"the broker closed the diagram's connection (CONNECTION_FORCED: {reason})"
+    if any(word in error for word in ("StreamLost", "ConnectionReset", "EOF", "refused")):
+        return "the diagram lost its connection to the broker (is the broker running?)"
+    return f"the diagram's firehose consumer stopped ({error})"

@@ -12,6 +12,10 @@ diagram to leave deletes it with the switch. A marker found with no diagram atta
 a diagram died while tracing was on because of it: the next diagram takes tracing as off
 before, and switches it off when it leaves (`reset_stale_tracing()` does it at once).
 
+The marker is durable: a broker restart drops every diagram's trace queue, and RabbitMQ 3.x
+also drops transient exchanges then while it keeps tracing on. A transient marker would be
+gone, and the next diagram would take tracing as on before the tutorial came and leave it on.
+
 Every call here is one of `ManagementClient`'s, so this is the only module that knows the
 rules, for the firehose process and the kernel alike.
 """
@@ -60,9 +64,11 @@ def tracing_was_on_before(api: ManagementClient, vhost: str) -> bool:
 
 def switch_on(api: ManagementClient, vhost: str, was_on: bool) -> None:
     """Tracing on for a diagram that has bound its trace queue; the marker if it is ours."""
-    if not was_on:
-        # Left until the last diagram goes, so a dead kernel's tracing can be found.
-        api.declare_exchange(TRACING_MARK, vhost, "fanout", internal=True)
+    if not was_on and api.exchange(TRACING_MARK, vhost) is None:
+        # Left until the last diagram goes, so a dead kernel's tracing can be found; durable,
+        # so that it outlives a broker restart (see the module docstring). A transient one an
+        # older diagram declared is kept as it is (declaring it durable would be refused).
+        api.declare_exchange(TRACING_MARK, vhost, "fanout", internal=True, durable=True)
     if not api.tracing(vhost):
         api.set_tracing(vhost, True)
 

@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -328,6 +329,14 @@ class Node:
         with open(self.base / "start.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if self.pid(say) is not None:
+                if not self.is_ready() and self.app_stopped():
+                    # The VM runs but RabbitMQ inside it does not: a restart cut short between
+                    # its stop_app and start_app. Waiting would take START_TIMEOUT_S in vain.
+                    say(
+                        f"The private node ({self.name}) runs, but its RabbitMQ application "
+                        "is stopped (a restart that was cut short?): starting it again."
+                    )
+                    self.rabbitmqctl("start_app", timeout=START_TIMEOUT_S)
                 self._wait_until_ready(say)
                 return False
             self._prepare(say)
@@ -362,6 +371,11 @@ class Node:
                     f"The private RabbitMQ node stopped while starting (exit "
                     f"{process.returncode}).\n" + self.log_tail()
                 )
+            if process is None and not self.is_running():
+                raise BrokerUnavailable(
+                    "The private RabbitMQ node stopped while we waited for it to answer.\n"
+                    + self.log_tail()
+                )
             elapsed = int(time.monotonic() - t0)
             if process is not None and elapsed >= last_report + 2:
                 last_report = elapsed
@@ -373,15 +387,31 @@ class Node:
         )
 
     def rabbitmqctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """Run `rabbitmqctl -n <this node> ARGS` with the node's environment."""
-        env = self.environment()
-        return subprocess.run(
-            self.runtime.command("rabbitmqctl", ["-n", self.name, *args], env),
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        """Run `rabbitmqctl -n <this node> ARGS` with the node's environment.
+
+        It runs in a session of its own: the stop button of Jupyter signals the kernel's
+        whole process group, and a `rabbitmqctl stop_app` killed half-way must not be what
+        decides the node's state. If the caller is interrupted while it waits, the command
+        is ended (every other command here only asks something).
+        """
+        return _run_detached(self._ctl_argv(*args), self._ctl_env(), timeout)
+
+    def _ctl_argv(self, *args: str) -> list[str]:
+        return self.runtime.command("rabbitmqctl", ["-n", self.name, *args], self.environment())
+
+    def _ctl_env(self) -> dict[str, str]:
+        return {**os.environ, **self.environment()}
+
+    def app_stopped(self) -> bool:
+        """True when the node's Erlang VM answers but its RabbitMQ application is stopped
+        (neither running nor booting): what an interrupted `restart_app` can leave."""
+        try:
+            result = self.rabbitmqctl(
+                "eval", "rabbit:is_booting() orelse rabbit:is_running().", timeout=30
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return result.returncode == 0 and result.stdout.strip().splitlines()[-1:] == ["false"]
 
     def stop(self, progress: Progress | None = None) -> bool:
         """Stop the node if it runs; return True if there was one to stop.
@@ -416,15 +446,51 @@ class Node:
 
         Durable queues and persistent messages survive it; transient ones do not. Quicker than
         a full node restart, and the same thing from a client's point of view.
+
+        The stop and the start run in one child process, in a session of its own: the
+        kernel's stop button (SIGINT to the kernel's process group) never reaches it, and a
+        kernel that is interrupted, or dies, between the two still leaves RabbitMQ running.
+        Interrupted (KeyboardInterrupt), this waits for the pair to finish and for the node
+        to answer, then raises the interrupt again.
         """
         say = progress or _quiet
-        for step in ("stop_app", "start_app"):
-            result = self.rabbitmqctl(step)
-            if result.returncode != 0:
+        # Exit 1: stop_app failed; 2: start_app failed (each step's output says why).
+        script = (
+            f"{shlex.join(self._ctl_argv('stop_app'))} || exit 1\n"
+            f"{shlex.join(self._ctl_argv('start_app'))} || exit 2\n"
+        )
+        pair = subprocess.Popen(
+            ["/bin/sh", "-c", script],
+            env=self._ctl_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        interrupted: KeyboardInterrupt | None = None
+        deadline = time.monotonic() + 2 * 60
+        while True:
+            try:
+                output, _ = pair.communicate(timeout=max(0.1, deadline - time.monotonic()))
+                break
+            except subprocess.TimeoutExpired:
+                _kill_session(pair)
                 raise BrokerUnavailable(
-                    f"rabbitmqctl {step} failed: {result.stderr.strip() or result.stdout.strip()}"
-                )
+                    "rabbitmqctl stop_app/start_app did not finish within 120 s.\n"
+                    + self.log_tail()
+                ) from None
+            except KeyboardInterrupt as exc:
+                if interrupted is not None:
+                    raise  # pressed twice: stop waiting; the pair finishes on its own
+                interrupted = exc
+                say("Interrupted: finishing the broker restart first, so it is not left stopped.")
+        if pair.returncode != 0:
+            step = "stop_app" if pair.returncode == 1 else "start_app"
+            raise BrokerUnavailable(f"rabbitmqctl {step} failed: {output.strip()}")
         self._wait_until_ready(say)
+        if interrupted is not None:
+            raise interrupted
 
     def log_tail(self, lines: int = 15) -> str:
         """The last lines of the node's logs, to show when it will not start."""
@@ -437,6 +503,41 @@ class Node:
             if text:
                 chunks.append(f"--- {path} (last {lines} lines)\n" + "\n".join(text[-lines:]))
         return "\n".join(chunks) or "(no log was written)"
+
+
+def _run_detached(
+    argv: list[str], env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run a command in a session of its own, so that no signal for our process group (the
+    kernel's stop button) reaches it; end it, with all it started, on a timeout or when the
+    caller is interrupted."""
+    process = subprocess.Popen(
+        argv,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except BaseException:  # a timeout, or KeyboardInterrupt in the caller
+        _kill_session(process)
+        raise
+    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+
+
+def _kill_session(process: subprocess.Popen) -> None:
+    """SIGKILL the session a child of ours leads (its pid is its group's id), and reap it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        process.communicate(timeout=5)
+    except (subprocess.TimeoutExpired, ValueError, OSError):
+        pass
 
 
 def _write_private(path: Path, text: str) -> None:

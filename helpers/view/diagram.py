@@ -36,6 +36,10 @@ What a notebook can rely on:
 - Its text/html is a static picture, updated on each `wait_until_caught_up()`, so GitHub
   and nbviewer show the last state; `tests/nbval_sanitize.cfg` leaves it out of comparisons.
 - At most ~10 renders a second reach the browser, however fast messages arrive.
+- When the broker drops the diagram's connection (a restart), the picture and
+  `wait_until_caught_up()` say why in one line, and the diagram reconnects (a new firehose
+  process, tracing switched on again) once the broker answers. Its totals then miss what
+  happened meanwhile: the picture and `summary()` say "counts have a gap", only then.
 - Everything from messages and the broker (bodies, keys, headers, names) is HTML-escaped.
 """
 
@@ -52,12 +56,16 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets
 
-from helpers.flow.caught_up import CatchUp
+from helpers.alarms import active_alarms
+from helpers.errors import ManagementError
+from helpers.flow.caught_up import CatchUp, alarm_reason
 from helpers.flow.events import TraceEvent
 from helpers.flow.state import FlowState, Message
 from helpers.flow.topology import read_topology
 from helpers.flow.tracer import Tracer
+from helpers.flow.tracing import reset_stale_tracing
 from helpers.management import ManagementClient
+from helpers.probe import port_is_free
 from helpers.view.panel import PublishPanel
 from helpers.view.svg import esc, render_svg
 from helpers.view.text import summary
@@ -68,6 +76,9 @@ if TYPE_CHECKING:
 TOPOLOGY_EVERY_S = 1.0  # idle refresh of counts and topology from the management API
 TOPOLOGY_AFTER_EVENTS_S = 0.25  # refresh this soon after events arrived
 TICK_S = 0.05  # the refresher thread looks this often whether to read or render
+RECONNECT_EVERY_S = 0.5  # while the broker is away, look this often whether it is back
+RECONNECT_START_S = 5.0  # a new firehose process that does not consume by then: try later
+LOST_WAIT_S = 2.0  # the API failed during a wait: this long for the tracer to tell why
 STATIC_START = "<!--flow-diagram-->"
 STATIC_END = "<!--/flow-diagram-->"
 
@@ -140,6 +151,13 @@ class FlowDiagram:
         self._display_id: str | None = None
         self._display_text = ""
         self._panel: PublishPanel | None = None
+        # Broker restarts: (lost at, back at, why) per reconnect, as time.time(); how many of
+        # them wait_until_caught_up has printed; one reconnect attempt at a time.
+        self._gaps: list[tuple[float, float, str]] = []
+        self._gaps_told = 0
+        self._reconnect_lock = threading.Lock()
+        self._next_reconnect = 0.0
+        self._drawn_notice = ""
         # The background thread gets its own HTTP session; this one is for the notebook's.
         self._api = ManagementClient(broker.management_url, broker.username, broker.password)
         self._api_bg = ManagementClient(broker.management_url, broker.username, broker.password)
@@ -162,16 +180,26 @@ class FlowDiagram:
 
         Bounded by `timeout` seconds. Returns a true `CaughtUp` when the picture caught up
         (it shows nothing as a cell's last line). When it could not (a burst still draining
-        from the firehose, counts the broker had not settled), it returns a false one and
-        prints one line saying so, never a silently stale picture; the ready counts are then
-        taken from the queues themselves. Call it at the end of a cell
-        that publishes, acks or consumes, so the state saved with the notebook is the same on
-        every run.
+        from the firehose, counts the broker had not settled, a resource alarm that blocks
+        publishers), it returns a false one and prints one line saying so, never a silently
+        stale picture; the ready counts are then taken from the queues themselves. Call it at
+        the end of a cell that publishes, acks or consumes, so the state saved with the
+        notebook is the same on every run.
+
+        While the broker is away (a restart dropped the diagram's connection), it returns a
+        false one at once, with that reason: waiting could not help. Once the broker answers
+        again it reconnects first, and says once that the counts have a gap.
         """
         if self.closed:
             return CaughtUp(True)
         deadline = time.monotonic() + timeout
-        drained = self.tracer.settle(max(0.1, deadline - time.monotonic()))
+        if not self.tracer.alive:
+            self._reconnect()  # the broker may be back: then this wait goes on as usual
+        tracer = self.tracer
+        drained = tracer.settle(max(0.1, deadline - time.monotonic()))
+        if not tracer.alive:  # the broker is away, or went while we waited: say so at once
+            return self._not_connected(tracer)
+        self._tell_gaps()
         # The queues themselves answer at once (passive declares); the API's consumer list
         # lags, and so do quorum and stream queues' counts: read both until they agree
         # (helpers.flow.caught_up says when).
@@ -179,11 +207,19 @@ class FlowDiagram:
         while True:
             # The queues of this read (one declared a moment ago is not drawn yet), then
             # their own counts.
-            topology = read_topology(self._api, self.broker.vhost)
+            try:
+                topology = read_topology(self._api, self.broker.vhost)
+            except ManagementError:
+                if _ends_within(tracer, LOST_WAIT_S):  # the broker is going away
+                    return self._not_connected(tracer)
+                raise
             with self._lock:
                 names = [q.name for q in topology.queues if self.state.queue_visible(q.name)]
                 pending = self.state.pending
-            answer = self.tracer.queue_counts(names)
+            left = max(0.1, min(2.0, deadline - time.monotonic()))
+            answer = tracer.queue_counts(names, timeout=left)
+            if answer is None and not tracer.alive:
+                return self._not_connected(tracer)
             exact = answer or {}
             verdict = judge.observe(topology, answer, names, pending, time.monotonic())
             caught = verdict.caught
@@ -203,7 +239,8 @@ class FlowDiagram:
             self._render(force=True)
         self._update_display()
         if not (caught and drained):
-            why = (
+            # A resource alarm stops the firehose's markers too: then that is the reason.
+            why = alarm_reason(active_alarms(self.broker)) or (
                 "messages are still arriving from the firehose"
                 if not drained
                 else f"the broker's statistics had not settled ({verdict.why})"
@@ -216,9 +253,16 @@ class FlowDiagram:
         return CaughtUp(True)
 
     def summary(self) -> str:
-        """The deterministic text of what is drawn now (see helpers.view.text.summary)."""
+        """The deterministic text of what is drawn now (see helpers.view.text.summary).
+
+        After a broker restart it ends with one more line, saying that the counts have a
+        gap (or that the diagram is reconnecting); only then, so that a chapter's saved
+        output stays the same whenever nothing went away.
+        """
         with self._lock:
-            return summary(self.state)
+            text = summary(self.state)
+        notice = self._notice()
+        return f"{text}\n  {notice}" if notice else text
 
     def exchange_names(self) -> list[str]:
         """The exchanges drawn now (the publish panel offers them)."""
@@ -244,6 +288,7 @@ class FlowDiagram:
         with self._lock:
             fragment = render_svg(self.state, animate=animate)
             alt = self.state.totals()
+        fragment += _notice_html(self._notice())
         if animate:
             return STATIC_START + fragment + STATIC_END
         start, end = fragment.index("<svg"), fragment.index("</svg>") + len("</svg>")
@@ -268,10 +313,20 @@ class FlowDiagram:
         """Stop the firehose consumer, delete its queue, switch tracing off if we were last."""
         if self.closed:
             return
-        self.closed = True
+        with self._lock:  # a reconnect that finishes now sees it (see _reconnect)
+            self.closed = True
         _live.discard(self)
         self._stop.set()
-        self.tracer.stop()
+        tracer = self.tracer
+        lost = tracer.lost is not None
+        tracer.stop()
+        if lost:
+            # Its firehose process went with the broker (a restart) and could not switch
+            # tracing off; if no other diagram is attached now, nobody else will.
+            try:
+                reset_stale_tracing(self._api, self.broker.vhost)
+            except Exception:  # the broker is still away: the next diagram resets it
+                pass
         self._refresher.join(5.0)
         with self._lock:
             self._render(force=True)
@@ -306,6 +361,73 @@ class FlowDiagram:
 
         update_display(self._bundle(), raw=True, display_id=self._display_id)
 
+    # -- when the broker goes away -----------------------------------------------------------
+
+    def _notice(self) -> str:
+        """One line about the diagram's connection: why it is not counting now, or that its
+        counts have a gap; "" when it has counted all along."""
+        tracer = self.tracer
+        lost = None if self.closed else tracer.lost
+        if lost is not None:
+            return f"{lost}: reconnecting (nothing counted since {_clock(tracer.ended_at)})"
+        if not self._gaps:
+            return ""
+        start, end, why = self._gaps[-1]
+        earlier = len(self._gaps) - 1
+        more = f" ({earlier} earlier gap{'s' if earlier > 1 else ''} too)" if earlier else ""
+        return (
+            f"counts have a gap: {why} at {_clock(start)}, and the diagram reconnected at "
+            f"{_clock(end)}; nothing in between was counted{more}"
+        )
+
+    def _not_connected(self, tracer: Tracer) -> CaughtUp:
+        """What a wait says while the broker is away: the true reason, at once, in one line."""
+        why = f"{tracer.lost or 'the diagram is not connected to the broker'}: reconnecting"
+        with self._lock:
+            self._render(force=True)
+        self._update_display()
+        print(f"(the diagram cannot catch up: {why})")
+        return CaughtUp(False, why)
+
+    def _tell_gaps(self) -> None:
+        """Print, once, that the diagram reconnected and its totals have a gap."""
+        if len(self._gaps) > self._gaps_told:
+            self._gaps_told = len(self._gaps)
+            print(f"({self._notice()})")
+
+    def _reconnect(self) -> bool:
+        """Start a new tracer when the last one was lost and the broker answers again.
+
+        Called by the refresher thread every RECONNECT_EVERY_S, and by wait_until_caught_up.
+        The new firehose process switches tracing on again by the rules of
+        `helpers.flow.tracing` (a restart dropped every diagram's trace queue, so the count
+        starts again from the diagrams that come back). True when a tracer runs.
+        """
+        with self._reconnect_lock:
+            old = self.tracer
+            if self.closed or old.alive or old.lost is None:
+                return not self.closed and old.alive
+            if port_is_free(self.broker.host, self.broker.port):
+                return False  # the broker is still away
+            try:
+                new: Tracer | None = Tracer(self.broker, self._on_events).start(
+                    RECONNECT_START_S
+                )
+            except Exception:  # not quite back yet (its management API comes last): later
+                return False
+            assert new is not None
+            with self._lock:
+                if not self.closed:
+                    self._gaps.append((old.ended_at or time.time(), time.time(), old.lost or ""))
+                    self.tracer = new
+                    self.state.hide_queue(new.queue)
+                    self._render(force=True)
+                    new = None
+            if new is not None:  # the diagram was closed meanwhile
+                new.stop()
+                return False
+            return True
+
     # -- the background thread -------------------------------------------------------------
 
     def _on_events(self, events: list[TraceEvent]) -> None:
@@ -331,6 +453,9 @@ class FlowDiagram:
                 if topology is not None:
                     with self._lock:
                         self.state.set_topology(topology)
+            if now >= self._next_reconnect and not self.tracer.alive:
+                self._next_reconnect = now + RECONNECT_EVERY_S
+                self._reconnect()
             if now - self._last_render >= self._min_interval:
                 with self._lock:
                     if not self.closed:
@@ -338,13 +463,41 @@ class FlowDiagram:
 
     def _render(self, force: bool = False) -> None:
         """Render if something changed (always with `force`); caller holds the lock."""
-        if not force and self.state.version == self._rendered_version:
+        notice = self._notice()
+        if (
+            not force
+            and self.state.version == self._rendered_version
+            and notice == self._drawn_notice
+        ):
             return
         self._rendered_version = self.state.version
+        self._drawn_notice = notice
         self._last_render = time.monotonic()
-        value = render_svg(self.state, now=self._last_render)
+        value = render_svg(self.state, now=self._last_render) + _notice_html(notice)
         if self.closed:
             value += '<div style="font:11px sans-serif;color:#6b7280">(closed)</div>'
         if value != self.widget.value:
             self.widget.value = value
             self.renders += 1
+
+
+def _clock(at: float | None) -> str:
+    """A wall-clock time of today, to the second, for the notices above."""
+    return time.strftime("%H:%M:%S", time.localtime(at if at is not None else time.time()))
+
+
+def _notice_html(notice: str) -> str:
+    """The one-line notice under the picture (a broker restart), or nothing."""
+    if not notice:
+        return ""
+    style = "font:12px sans-serif;color:#b45309"
+    return f'<div class="flow-notice" style="{style}">⚠ {esc(notice)}</div>'
+
+
+def _ends_within(tracer: Tracer, seconds: float) -> bool:
+    """True once the tracer has ended, waiting at most `seconds` for it (the API went first:
+    during a broker's shutdown the management API stops a moment before connections close)."""
+    deadline = time.monotonic() + seconds
+    while tracer.alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not tracer.alive

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import calendar
+import datetime
+import decimal
 import json
+import struct
 from typing import TYPE_CHECKING, Any, Protocol
 
 import ipywidgets
 import pika
 import pika.exceptions
+import pika.frame
 
 from helpers.errors import explain
 from helpers.flow.state import DEFAULT_EXCHANGE, Message, Prefix
@@ -15,6 +20,20 @@ from helpers.view.svg import esc
 
 if TYPE_CHECKING:
     from helpers.broker import Broker
+
+# AMQP 0-9-1 "shortstr" (exchange names, routing keys, header names): one length octet, so at
+# most 255 bytes of UTF-8. pika raises a 300-character exception past it that never says so.
+SHORTSTR_MAX = 255
+# pika 1.4 sends every int header as a signed 64-bit "l"; outside this range struct.error.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# The header types pika 1.4's encoder (pika/data.py, encode_value) can send. Floats are not
+# among them: the spec's float/double exist, but pika raises UnsupportedAMQPFieldException.
+HEADER_TYPES = "str, bytes, int, bool, None, decimal.Decimal, datetime, dict or list"
+# The code box shows this much of a body: in full, a 10 MB body put 10 million characters
+# in the page.
+BODY_SHOWN = 200
+HEADERS_SHOWN = 300  # characters of the headers' repr in the code box
+ANSWER_MAX = 200  # characters of any one-line answer built from the learner's input
 
 
 class PublishTarget(Protocol):
@@ -82,19 +101,26 @@ class PublishPanel(ipywidgets.VBox):
             self.exchange.value = current
 
     def publish_from_form(self) -> str:
+        """Publish what the form holds; returns the answer shown in the result box."""
         try:
             headers = parse_headers(self.headers.value)
+            body = _utf8(self.body.value, "body")
         except ValueError as exc:
-            self.result.value = f'<span style="color:#dc2626">{esc(exc)}</span>'
-            return str(exc)
-        return self.publish(
-            self.exchange.value or "", self.routing_key.value, self.body.value.encode(), headers
-        )
+            return self._refuse(str(exc))
+        return self.publish(self.exchange.value or "", self.routing_key.value, body, headers)
 
     def publish(
         self, exchange: str, routing_key: str, body: bytes, headers: dict[str, Any] | None = None
     ) -> str:
-        """Publish for real, show the code and where it went; returns the result text."""
+        """Publish for real, show the code and where it went; returns the result text.
+
+        Input pika or the broker would refuse is answered in one line before anything is
+        sent (see `publish_problem`), so a refused publish publishes nothing.
+        """
+        params = self._connection_parameters()
+        problem = publish_problem(exchange, routing_key, body, headers, params.frame_max)
+        if problem:
+            return self._refuse(problem)
         self._count += 1
         message_id = f"panel-{self._count}"
         props: dict[str, Any] = {"message_id": message_id}
@@ -105,12 +131,14 @@ class PublishPanel(ipywidgets.VBox):
             "channel.basic_publish(\n"
             f"    exchange={exchange!r},\n"
             f"    routing_key={routing_key!r},\n"
-            f"    body={body!r},\n"
-            f"    properties=pika.BasicProperties({args}),\n"
+            f"    body={_body_shown(body)},\n"
+            f"    properties=pika.BasicProperties({_clip(args, HEADERS_SHOWN)}),\n"
             ")"
         )
         self.code.value = f"<pre style='font-size:11px'>{esc(code)}</pre>"
-        problem = self._publish(exchange, routing_key, body, pika.BasicProperties(**props))
+        # The answer of the last click must not stand beside this click's code meanwhile.
+        self.result.value = "<i>publishing…</i>"
+        problem = self._publish(params, exchange, routing_key, body, pika.BasicProperties(**props))
         if problem:
             self.result.value = f'<span style="color:#dc2626">{esc(problem)}</span>'
             return problem
@@ -126,19 +154,32 @@ class PublishPanel(ipywidgets.VBox):
         self.result.value = f"<b>{esc(text)}</b>"
         return text
 
+    def _refuse(self, problem: str) -> str:
+        """Show why nothing was published; the code box empties, as no code ran."""
+        self.code.value = ""
+        self.result.value = f'<span style="color:#dc2626">{esc(problem)}</span>'
+        return problem
+
+    def _connection_parameters(self) -> pika.ConnectionParameters:
+        return self.diagram.broker.connection_parameters(
+            client_properties={"connection_name": "tutorial publish panel"},
+            connection_attempts=1,
+            socket_timeout=5,
+        )
+
     def _publish(
-        self, exchange: str, routing_key: str, body: bytes, properties: pika.BasicProperties
+        self,
+        params: pika.ConnectionParameters,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: pika.BasicProperties,
     ) -> str | None:
         """Publish on a connection of its own, closed right after; None, or what went wrong.
 
         A connection per click: one kept open would be dropped by the broker while the
         learner reads (missed heartbeats), and the next click would fail.
         """
-        params = self.diagram.broker.connection_parameters(
-            client_properties={"connection_name": "tutorial publish panel"},
-            connection_attempts=1,
-            socket_timeout=5,
-        )
         try:
             with pika.BlockingConnection(params) as connection:
                 channel = connection.channel()
@@ -155,6 +196,10 @@ class PublishPanel(ipywidgets.VBox):
             return f"the broker refused it: {exc.reply_code} {exc.reply_text}"
         except pika.exceptions.AMQPError as exc:
             return "could not publish: " + explain(exc)
+        except (TypeError, ValueError, struct.error) as exc:
+            # What pika's encoder refuses that publish_problem did not foresee: still one
+            # line in the result box, not a traceback in the widget log.
+            return _clip(f"could not publish: pika cannot encode it ({type(exc).__name__}: {exc})")
         return None
 
     def _where(self, message_id: str) -> str:
@@ -178,6 +223,10 @@ def parse_headers(text: str) -> dict[str, Any]:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"headers: not valid JSON ({exc.msg})") from None
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits
+            raise ValueError(f"headers: {_clip(str(exc), 120)}") from None
+        except RecursionError:
+            raise ValueError("headers: the JSON is nested too deeply") from None
         if not isinstance(value, dict):
             raise ValueError("headers: a JSON object is needed")
         return value
@@ -187,6 +236,163 @@ def parse_headers(text: str) -> dict[str, Any]:
             continue
         key, sep, value = line.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"headers: write key=value, one per line (got {line!r})")
+            got = _clip(repr(line), 60)
+            raise ValueError(f"headers: write key=value, one per line (got {got})")
         out[key.strip()] = value.strip()
     return out
+
+
+def publish_problem(
+    exchange: str,
+    routing_key: str,
+    body: bytes,
+    headers: dict[str, Any] | None,
+    frame_max: int = 131072,
+) -> str | None:
+    """Why pika or the broker would refuse this publish, in one line; None if it can go.
+
+    Checked before connecting, so nothing is half sent, and the answer names the limit or the
+    types accepted, where pika would raise struct.error, UnsupportedAMQPFieldException or a
+    long ShortStringTooLong, and the broker would close the connection on a too-large frame.
+    """
+    for what, value in (("exchange name", exchange), ("routing key", routing_key)):
+        problem = _shortstr_problem(what, value)
+        if problem:
+            return problem
+    for key, value in (headers or {}).items():
+        problem = _header_name_problem(key) or _header_value_problem(_clip(repr(key), 40), value)
+        if problem:
+            return problem
+    props = pika.BasicProperties(message_id="panel-0", headers=headers or None)
+    try:
+        size = len(pika.frame.Header(1, len(body), props).marshal())
+    except (TypeError, ValueError, struct.error, pika.exceptions.AMQPError) as exc:
+        return _clip(f"headers: pika cannot encode them ({type(exc).__name__}: {exc})")
+    if size > frame_max:
+        return (
+            f"headers: {size:,} bytes encoded, but a message's properties must fit in one "
+            f"AMQP frame ({frame_max:,} bytes): put large data in the body."
+        )
+    return None
+
+
+def _utf8(text: str, what: str) -> bytes:
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        raise ValueError(f"{what}: not valid UTF-8 text (a lone surrogate?)") from None
+
+
+def _shortstr_problem(what: str, value: Any) -> str | None:
+    if isinstance(value, bytes):
+        size = len(value)
+    elif isinstance(value, str):
+        try:
+            size = len(value.encode())
+        except UnicodeEncodeError:
+            return f"{what}: not valid UTF-8 text (a lone surrogate?)"
+    else:
+        return f"{what}: must be text (str), not {type(value).__name__}"
+    if size > SHORTSTR_MAX:
+        return (
+            f"the {what} is {size:,} bytes: in AMQP 0-9-1, exchange names, routing keys and "
+            f"header names are at most {SHORTSTR_MAX} bytes (UTF-8)."
+        )
+    return None
+
+
+def _header_name_problem(key: Any) -> str | None:
+    return _shortstr_problem("header name", key)
+
+
+def _header_value_problem(path: str, value: Any) -> str | None:
+    """The first value under `path` pika 1.4 cannot send, said in one line; None if all can."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return f"header {path}: not valid UTF-8 text (a lone surrogate?)"
+        return None
+    if value is None or isinstance(value, (bytes, bool)):
+        return None
+    if isinstance(value, int):
+        if INT64_MIN <= value <= INT64_MAX:
+            return None
+        return (
+            f"header {path}: {_int_shown(value)} does not fit in a signed 64-bit integer "
+            "(-2**63 .. 2**63-1), the widest AMQP integer: send it as a string."
+        )
+    if isinstance(value, float):
+        return (
+            f"header {path}: {_clip(repr(value), 30)} is a float, which pika cannot send: "
+            "use a string, an int or decimal.Decimal."
+        )
+    if isinstance(value, decimal.Decimal):
+        return _decimal_problem(path, value)
+    if isinstance(value, datetime.datetime):
+        try:
+            seconds = calendar.timegm(value.utctimetuple())
+        except (OverflowError, ValueError):
+            seconds = -1
+        if 0 <= seconds < 2**64:
+            return None
+        return (
+            f"header {path}: {_clip(str(value), 40)} is before 1970; AMQP timestamps are "
+            "seconds since 1970 (unsigned): send it as a string."
+        )
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = _header_name_problem(key) or _header_value_problem(
+                f"{path}[{_clip(repr(key), 20)}]", item
+            )
+            if problem:
+                return problem
+        return None
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            problem = _header_value_problem(f"{path}[{i}]", item)
+            if problem:
+                return problem
+        return None
+    return (
+        f"header {path}: a {_clip(type(value).__name__, 30)} cannot be sent; "
+        f"pika sends {HEADER_TYPES}."
+    )
+
+
+def _decimal_problem(path: str, value: decimal.Decimal) -> str | None:
+    """pika encodes a Decimal as a scale octet (0..255) and a signed 32-bit integer."""
+    try:
+        if value.is_finite():
+            normal = value.normalize()  # as pika does; decimal.Overflow past the context's Emax
+            exponent = int(normal.as_tuple().exponent)  # an int, as the value is finite
+            scale = max(0, -exponent)
+            # exponent > 9 is at least 10**10, past 32 bits (and int() of 1E+999999 would
+            # build a million-digit number first).
+            if exponent <= 9 and scale <= 255 and -(2**31) <= int(normal.scaleb(scale)) < 2**31:
+                return None
+    except decimal.DecimalException:
+        pass
+    return (
+        f"header {path}: {_clip(str(value), 30)} does not fit an AMQP decimal (a signed 32-bit "
+        "integer with at most 255 decimal places): send it as a string."
+    )
+
+
+def _body_shown(body: bytes) -> str:
+    """The body's repr for the code box: its start, and its size when that is not all."""
+    if len(body) <= BODY_SHOWN:
+        return repr(body)
+    return f"{body[:BODY_SHOWN]!r}… ({len(body):,} bytes)"
+
+
+def _int_shown(value: int) -> str:
+    """A huge int, shortly (str() of one over 4300 digits raises ValueError)."""
+    if value.bit_length() > 1000:
+        return f"a {value.bit_length():,}-bit integer"
+    return _clip(str(value), 30)
+
+
+def _clip(text: str, limit: int = ANSWER_MAX) -> str:
+    """`text` cut to `limit` characters, with "…" where it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -12,6 +12,7 @@ from collections import Counter
 from typing import Any
 
 from helpers.flow.state import DEFAULT_EXCHANGE, FlowState, Message
+from helpers.flow.topology import client_address
 from helpers.view.layout import MARGIN, NODE_H, NODE_W, ROW_GAP, Layout
 from helpers.view.text import (
     binding_label,
@@ -87,6 +88,7 @@ def _box(
 
 
 LABEL_LINE = 12  # px between stacked labels
+BLOCKED_TAG_W = 50  # the "blocked" tag on a producer's box
 LABEL_CHARS = 16  # what fits between two columns at font-size 10
 
 PROGRAM_COLORS = ("#2563eb", "#db2777", "#059669", "#d97706", "#7c3aed", "#0891b2", "#65a30d")
@@ -294,6 +296,7 @@ def render_svg(state: FlowState, now: float | None = None, animate: bool = True)
             _edge(lay.right(("q", q)), lay.left(("g", (q, client))), "", n, css="edge deliver")
         )
     # Nodes on top of edges.
+    blocked = dict(state.topology.blocked)
     for client in lay.producers:
         label = producer_label(state, client)
         program = connection_label(state, client)
@@ -310,6 +313,8 @@ def render_svg(state: FlowState, now: float | None = None, animate: bool = True)
                 faded=state.fading(client, lay.now),
             )
         )
+        if client[0] in blocked:
+            parts.append(_blocked_tag(lay, ("p", client), blocked[client[0]]))
     for x in lay.exchanges:
         shown = "(default)" if x.name == DEFAULT_EXCHANGE else x.name
         parts.append(
@@ -406,7 +411,51 @@ def render_svg(state: FlowState, now: float | None = None, animate: bool = True)
         f'style="max-width:100%;height:auto;font-family:sans-serif">{_defs(lay)}'
         f'{"".join(parts)}</svg>'
     )
-    return f'<div class="flowdiagram">{svg}{_log(state)}</div>'
+    return f'<div class="flowdiagram">{svg}{_blocked_note(state, lay)}{_log(state)}</div>'
+
+
+def _blocked_tag(lay: Layout, node: tuple[str, Any], how: str) -> str:
+    """A red "blocked" tag on a producer's box whose connection a resource alarm blocks.
+
+    `how` is the connection's state in the management API: "blocked" (it published during
+    the alarm, and the broker stopped reading it) or "blocking" (its next publish will be).
+    """
+    x, y = lay.pos[node]
+    why = (
+        "the broker stopped reading this connection: it published during a resource alarm, "
+        "and waits until the alarm clears"
+        if how == "blocked"
+        else "a resource alarm is on: this connection's next publish waits until it clears"
+    )
+    left = x + NODE_W - BLOCKED_TAG_W - 4
+    return (
+        f'<g class="blocked-tag" data-state="{esc(how)}"><title>{esc(why)}</title>'
+        f'<rect x="{left:.0f}" y="{y - 8:.0f}" width="{BLOCKED_TAG_W}" height="16" rx="4" '
+        'fill="#dc2626"/>'
+        f'<text x="{left + BLOCKED_TAG_W / 2:.0f}" y="{y + 4:.0f}" font-size="10" '
+        'font-weight="600" text-anchor="middle" fill="#fff">blocked</text></g>'
+    )
+
+
+def _blocked_note(state: FlowState, lay: Layout) -> str:
+    """One red line under the picture naming the connections a resource alarm holds up that
+    have no box of their own (a connection's first publish never reaches an exchange while
+    it is blocked, so the firehose has not shown it)."""
+    drawn = {client[0] for client in lay.producers}
+    names = sorted(
+        {
+            state.connection_name(name) or client_address(name)
+            for name, how in state.topology.blocked
+            if how == "blocked" and name not in drawn
+        }
+    )
+    if not names:
+        return ""
+    return (
+        '<div class="flow-blocked" style="font:12px sans-serif;color:#dc2626">'
+        f"blocked by the broker (a resource alarm), publishes waiting: {esc(', '.join(names))}"
+        "</div>"
+    )
 
 
 def _defs(lay: Layout) -> str:
