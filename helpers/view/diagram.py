@@ -212,6 +212,9 @@ class FlowDiagram:
             except ManagementError:
                 if _ends_within(tracer, LOST_WAIT_S):  # the broker is going away
                     return self._not_connected(tracer)
+                if time.monotonic() < deadline:  # a hiccup of a busy API: ask again
+                    time.sleep(0.2)
+                    continue
                 raise
             with self._lock:
                 names = [q.name for q in topology.queues if self.state.queue_visible(q.name)]
