@@ -68,7 +68,7 @@ class ChapterClaim:
                 "kernel down (its tab: Kernel > Shut Down Kernel, or JupyterLab's Running "
                 "panel), then run this cell again."
             )
-        if self._outcome != "held":
+        if self._outcome not in ("held", "not allowed"):
             raise TutorialError(f"Could not claim {self.chapter}: {self._outcome}")
         return self
 
@@ -103,6 +103,11 @@ class ChapterClaim:
                 _close(connection)
                 if exc.reply_code == 405:  # RESOURCE_LOCKED: another connection holds it
                     self._answer("elsewhere")
+                    return
+                if exc.reply_code == 403 and not self._first.is_set():
+                    # A user who may not declare queues of that name (a locked-down shared
+                    # broker): the chapter runs unclaimed rather than not at all.
+                    self._answer("not allowed")
                     return
                 if not self._first.is_set():
                     self._answer(f"{exc.reply_code} {exc.reply_text}")

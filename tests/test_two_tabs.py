@@ -9,6 +9,7 @@ cleaned up or its kernel has died.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import time
@@ -19,7 +20,7 @@ from flow_support import private_vhost
 from learner import Chapter, Session
 
 from helpers import Broker
-from helpers.chapter_claim import QUEUE_PREFIX
+from helpers.chapter_claim import QUEUE_PREFIX, claim_chapter, release_chapter
 
 CHAPTER = Chapter("04_exchanges.ipynb", wrong_answers=())
 
@@ -95,3 +96,22 @@ def test_a_killed_kernel_gives_the_chapter_up(vbroker):
                 time.sleep(0.5)
             assert "nothing left over" in answer or "deleted" in answer, answer
         second.run(_code_cells(second)[-1])
+
+
+def test_a_user_who_may_not_declare_the_claim_still_runs_the_chapter(vbroker):
+    """On a locked-down shared broker (configure rights on the chapter's names only) the
+    claim cannot be declared: the chapter runs unclaimed rather than not at all."""
+    api = vbroker.management
+    user = f"tabs-limited-{os.getpid()}"
+    api.put_user(user, "limited-pw", ["management"])
+    try:
+        api.set_permissions(vbroker.vhost, user, configure=r"^ch04\..*")
+        limited = dataclasses.replace(vbroker, username=user, password="limited-pw")
+        claim = claim_chapter(limited, "ch04")
+        assert not claim.held
+        release_chapter(limited, "ch04")
+        # Its refusal is the 403 of this user, not the chapter being open elsewhere:
+        assert claim_chapter(vbroker, "ch04").held
+        release_chapter(vbroker, "ch04")
+    finally:
+        api.delete_user(user)
