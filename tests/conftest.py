@@ -21,6 +21,7 @@ import pytest
 from helpers import Broker, find_broker
 
 if TYPE_CHECKING:
+    from helpers.management import ManagementClient
     from helpers.node import Node, Ports
 
 for _name in ("AMQP_URL", "TUTORIAL_BROKER", "RABBITMQ_MANAGEMENT_URL"):
@@ -103,6 +104,17 @@ def throwaway_node(
         yield node
     finally:
         node.stop()
+
+
+def classroom_admin(broker: Broker, prefix: str) -> Iterator[ManagementClient]:
+    """For a fixture: an admin client with no classroom of `prefix` before or after the test
+    (an interrupted run's leftovers are torn down first)."""
+    from helpers.classroom import admin_client, teardown
+
+    client = admin_client(broker.management_url, broker.username, broker.password)
+    teardown(client, prefix)
+    yield client
+    teardown(client, prefix)
 
 
 @pytest.fixture

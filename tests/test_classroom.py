@@ -19,6 +19,7 @@ import pika.exceptions
 import pytest
 import requests
 
+from conftest import classroom_admin
 from helpers import Broker
 from helpers.broker import find_broker
 from helpers.classroom import (
@@ -42,10 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def admin(broker: Broker) -> Iterator[ManagementClient]:
-    client = admin_client(broker.management_url, broker.username, broker.password)
-    teardown(client, PREFIX)  # leftovers of an interrupted run
-    yield client
-    teardown(client, PREFIX)
+    yield from classroom_admin(broker, PREFIX)
 
 
 def _provision(admin: ManagementClient, broker: Broker, names, **kwargs) -> list[Seat]:

@@ -21,8 +21,8 @@ from pathlib import Path
 import pika
 import pytest
 
+from conftest import classroom_admin
 from helpers import Broker
-from helpers.classroom import admin_client, teardown
 from helpers.management import ManagementClient
 
 PREFIX = "classlim"
@@ -36,10 +36,7 @@ PROGRESS = re.compile(r"^\s+\d+/\d+ \S+: ")  # "  3/150 classlim-student003: cre
 
 @pytest.fixture
 def admin(broker: Broker) -> Iterator[ManagementClient]:
-    client = admin_client(broker.management_url, broker.username, broker.password)
-    teardown(client, PREFIX)  # leftovers of an interrupted run
-    yield client
-    teardown(client, PREFIX)
+    yield from classroom_admin(broker, PREFIX)
 
 
 def _command(broker: Broker, csv_path: Path, *args: str) -> list[str]:

@@ -52,11 +52,11 @@ def vbroker(broker: Broker) -> Iterator[Broker]:
 CLEANUP_S = 5  # a dead kernel's firehose process has switched tracing off by then
 
 
-def _start_kernel(vbroker: Broker) -> tuple[subprocess.Popen, int]:
+def _start_kernel(vbroker: Broker, code: str = KERNEL) -> tuple[subprocess.Popen, int]:
     """A kernel with a diagram open, in a process group of its own (as Jupyter starts one),
     and the pid of its firehose process."""
     kernel = subprocess.Popen(
-        [sys.executable, "-c", KERNEL, vbroker.vhost],
+        [sys.executable, "-c", code, vbroker.vhost],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
@@ -118,19 +118,11 @@ FORKING_KERNEL = KERNEL.replace(
 
 
 def test_a_killed_kernel_whose_fork_holds_the_pipe_leaves_no_tracing_on(vbroker):
-    kernel = subprocess.Popen(
-        [sys.executable, "-c", FORKING_KERNEL, vbroker.vhost],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    kernel, firehose = _start_kernel(vbroker, FORKING_KERNEL)
     try:
-        said, firehose = kernel.stdout.readline().rsplit(" ", 1)
-        assert said == "diagram open"
         os.kill(kernel.pid, signal.SIGKILL)  # the kernel alone; its fork lives on
         kernel.wait()
-        _assert_its_firehose_process_cleaned_up(vbroker, int(firehose))
+        _assert_its_firehose_process_cleaned_up(vbroker, firehose)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(kernel.pid, signal.SIGKILL)  # the fork
