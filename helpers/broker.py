@@ -454,6 +454,7 @@ def find_broker(
 
     running = nodes.running_node()
     if running is not None:
+        running.ensure_plugins(progress)  # a node an older checkout started
         return private_node_broker(running)
     if not start:
         raise BrokerUnavailable(

@@ -102,6 +102,18 @@ def test_compose_file_publishes_on_loopback_only() -> None:
         assert f"deprecated_features.permit.{feature} = false" in conf
 
 
+def test_compose_file_enables_the_private_nodes_plugins() -> None:
+    """The container runs the plugins the private node runs (the event exchange too)."""
+    from helpers.node.private import PLUGINS
+
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    mounts = dict(v.split(":")[1::-1] for v in compose["services"]["rabbitmq"]["volumes"])
+    plugins_file = REPO / mounts["/etc/rabbitmq/enabled_plugins"]
+    named = plugins_file.read_text().strip().rstrip(".").strip("[]").split(",")
+    assert set(PLUGINS) <= set(named)
+    assert "rabbitmq_prometheus" in named, "the image's own plugin stays on"
+
+
 # -- the start script, run like Binder runs it ----------------------------------------------
 
 

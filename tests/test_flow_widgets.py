@@ -12,7 +12,7 @@ from helpers import Broker
 from helpers.flow.events import TraceEvent
 from helpers.flow.state import FlowState
 from helpers.flow.topology import Binding, Exchange, Queue, Topology
-from helpers.view.svg import MAX_DOTS
+from helpers.view.scene import MAX_DOTS
 from helpers.widgets import (
     STATIC_END,
     STATIC_START,

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from conftest import free_ports
-from helpers import Broker, node
+from helpers import Broker, find_broker, node
 from helpers.node import Node, rootfs
 from helpers.node.runtime import is_reference
 
@@ -326,3 +326,46 @@ def test_rootfs_mirror_comes_from_the_machines_apt_sources(monkeypatch):
     mirror = rootfs.debian_mirror()
     if Path("/etc/debian_version").exists() and os.environ.get("TUTORIAL_RABBITMQ") == "reference":
         assert mirror and mirror.rstrip("/").endswith("/debian")
+
+
+def _event_exchange_running(n: Node) -> bool:
+    result = n.rabbitmqctl(
+        "eval", "lists:keymember(rabbitmq_event_exchange, 1, application:which_applications())."
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1] == "true"
+
+
+def test_a_reused_node_without_the_event_exchange_gets_it_online(tmp_path, monkeypatch):
+    """A node an older checkout started runs without rabbitmq_event_exchange. Finding it
+    again (what a notebook's first cell does) enables the plugin in the running node, without
+    a restart and without a word, and in its enabled_plugins file, so it stays on."""
+    from conftest import throwaway_node
+
+    with throwaway_node(tmp_path / "node", "plugins") as n:
+        assert n.missing_plugins() == [] and _event_exchange_running(n), "new nodes have it"
+        older = subprocess.run(
+            n._ctl_argv(
+                "disable", "--online", "rabbitmq_event_exchange", script="rabbitmq-plugins"
+            ),
+            env=n._ctl_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert older.returncode == 0, older.stdout + older.stderr
+        assert n.missing_plugins() == ["rabbitmq_event_exchange"]
+        assert not _event_exchange_running(n)
+        pid = n.pid()
+        ports = n.ports
+        monkeypatch.setenv("TUTORIAL_NODE_DIR", str(n.base))
+        monkeypatch.setenv("TUTORIAL_NODE_NAME", n.name)
+        monkeypatch.setenv("TUTORIAL_NODE_AMQP_PORT", str(ports.amqp))
+        monkeypatch.setenv("TUTORIAL_NODE_MANAGEMENT_PORT", str(ports.management))
+        monkeypatch.setenv("TUTORIAL_NODE_DIST_PORT", str(ports.dist))
+        said: list[str] = []
+        found = find_broker(private_only=True, progress=said.append)
+        assert found.node is not None and found.node.base == n.base
+        assert said == []
+        assert n.missing_plugins() == [] and _event_exchange_running(n)
+        assert n.pid() == pid, "enabled online, not by a restart"

@@ -3,6 +3,9 @@ makes of it. One concern a module, each importing only those above it in this li
 
 - `events`: the trace protocol (a firehose message as a `TraceEvent`, and its form on the
   pipe between the firehose process and the kernel);
+- `lifecycle`: the event exchange's client events (connections, channels, consumers and
+  queues coming and going) as `ClientEvent`s, joined by `EventJoiner`, and their form on
+  the pipe;
 - `topology`: what the management API lists (exchanges, queues, bindings, consumers,
   connections), parsed by a pure function of its JSON;
 - `tracing`: switching a vhost's firehose on and off, shared by every diagram;

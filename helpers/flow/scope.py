@@ -1,22 +1,41 @@
 """Which names the diagram draws, and along which edges a message is drawn: plain functions
 of the topology (and of the built-in exchanges events used), no state of their own.
 
-Scope is by a name prefix (`ch04.`), or several prefixes or exact names (a tuple), plus what
-touches them: bindings and alternate exchanges into and out of the drawn names, dead-letter
-exchanges of drawn queues. The diagrams' own trace queues and marker are never drawn.
+Scope (`Prefix`) is one entry or a tuple of them, each matched by `in_prefix`:
+
+- a name ending in a separator (`ch04.`, `ch04.pdf_`) is a prefix: every name under it;
+- any other name is that exact name and the names under it after a separator: `ch05.jobs`
+  draws `ch05.jobs` and `ch05.jobs.dlx`, but `celery` does not draw `celeryev`;
+- a compiled regular expression (`re.compile(r"^orders\b")`) draws the names it finds
+  (`re.search`);
+- "" draws everything.
+
+Plus what touches them: bindings and alternate exchanges into and out of the drawn names,
+dead-letter exchanges of drawn queues. The diagrams' own trace queues and marker are never
+drawn, and housekeeping names (`is_housekeeping`: Celery's pidbox) only on request.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from helpers.flow.events import TRACE_EXCHANGE, TRACING_MARK
+from helpers.flow.lifecycle import EVENT_EXCHANGE
 from helpers.flow.topology import Topology
 
 DEFAULT_EXCHANGE = ""
+WATCHED = (TRACE_EXCHANGE, EVENT_EXCHANGE)  # what the diagrams read; never drawn
 
-Prefix = str | tuple[str, ...]
+Entry = str | re.Pattern[str]
+Prefix = Entry | tuple[Entry, ...]
+SEPARATORS = ".-_/:"  # what ends a prefix, and what may follow an exact name
+# Housekeeping: a framework's own traffic, not the learner's messages. Celery's remote
+# control (the `celery.pidbox` exchange, `<id>.celery.pidbox` queues, `reply.celery.pidbox`)
+# and its workers' heartbeat events (`celeryev`, routing key `worker.heartbeat`).
+HOUSEKEEPING_NAMES = re.compile(r"(^|\.)pidbox$|\.pidbox\.|^celeryev\.[0-9a-f-]{36}$")
+HOUSEKEEPING_KEYS = re.compile(r"^worker\.heartbeat$")
 
 
 @dataclass(frozen=True)
@@ -27,8 +46,36 @@ class Scope:
 
 
 def in_prefix(name: str, prefix: Prefix) -> bool:
-    """Whether the name starts with the prefix (or with one of them, for a tuple)."""
-    return name.startswith(prefix)
+    """Whether the name is in scope (see the module docstring for the rules)."""
+    entries = prefix if isinstance(prefix, tuple) else (prefix,)
+    return any(_matches(name, entry) for entry in entries)
+
+
+def _matches(name: str, entry: Entry) -> bool:
+    if isinstance(entry, re.Pattern):
+        return entry.search(name) is not None
+    if entry == "" or name == entry:
+        return True
+    if not name.startswith(entry):
+        return False
+    return entry[-1] in SEPARATORS or name[len(entry)] in SEPARATORS
+
+
+def is_housekeeping(name: str, routing_key: str = "") -> bool:
+    """Whether an exchange or queue (with a routing key: a publish) is housekeeping."""
+    return bool(HOUSEKEEPING_NAMES.search(name)) or (
+        name == "celeryev" and bool(HOUSEKEEPING_KEYS.match(routing_key))
+    )
+
+
+def describe(prefix: Prefix) -> str:
+    """The scope in words, for the empty picture ("nothing named ch04.… yet")."""
+    entries = prefix if isinstance(prefix, tuple) else (prefix,)
+    words = [
+        f"/{e.pattern}/" if isinstance(e, re.Pattern) else e + ("…" if e[-1:] in SEPARATORS else "")
+        for e in entries
+    ]
+    return ", ".join(words)
 
 
 def is_builtin(name: str) -> bool:
@@ -36,20 +83,29 @@ def is_builtin(name: str) -> bool:
 
 
 def scope_of(
-    topology: Topology, prefix: Prefix, hidden: Iterable[str], used_exchanges: Iterable[str]
+    topology: Topology,
+    prefix: Prefix,
+    hidden: Iterable[str],
+    used_exchanges: Iterable[str],
+    housekeeping: bool = False,
 ) -> Scope:
     """The queues and exchanges drawn for `prefix`.
 
-    Queues: those in the prefix, less `hidden` and every trace queue (any diagram's).
+    Queues: those in the prefix, less `hidden`, every trace queue (any diagram's) and,
+    unless `housekeeping`, housekeeping queues.
     Exchanges: those in the prefix; built-ins that events used (`used_exchanges`); the
     dead-letter exchanges of drawn queues; and whatever bindings and alternate exchanges
     lead into or out of that set, followed until it is stable.
     """
+    # Queues that watch the broker (any diagram's trace and client-event queues, also
+    # another kernel's) are never drawn, nor are the exchanges they watch.
     hidden_all = frozenset(hidden) | {
         b.destination
         for b in topology.bindings
-        if b.source == TRACE_EXCHANGE and b.destination_type == "queue"
+        if b.source in WATCHED and b.destination_type == "queue"
     }
+    if not housekeeping:
+        hidden_all |= {q.name for q in topology.queues if is_housekeeping(q.name)}
     queues = {
         q.name for q in topology.queues if in_prefix(q.name, prefix) and q.name not in hidden_all
     }
@@ -68,7 +124,7 @@ def scope_of(
     while changed:
         changed = False
         for b in topology.bindings:
-            if b.source in (DEFAULT_EXCHANGE, TRACE_EXCHANGE):
+            if b.source == DEFAULT_EXCHANGE or b.source in WATCHED:
                 continue
             dest_in = b.destination in (queues if b.destination_type == "queue" else exchanges)
             if dest_in and b.source not in exchanges:
@@ -82,7 +138,9 @@ def scope_of(
             if src in exchanges and alt not in exchanges:
                 exchanges.add(alt)
                 changed = True
-    exchanges -= {TRACE_EXCHANGE, TRACING_MARK}  # the diagrams' own, never drawn
+    exchanges -= {*WATCHED, TRACING_MARK}  # the diagrams' own, never drawn
+    if not housekeeping:
+        exchanges = {x for x in exchanges if not is_housekeeping(x)}
     return Scope(frozenset(queues), frozenset(exchanges), hidden_all)
 
 

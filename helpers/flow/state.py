@@ -29,26 +29,28 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from helpers.flow.clients import Clients, ConsumerSeen
 from helpers.flow.events import TraceEvent
+from helpers.flow.lifecycle import ClientEvent
 from helpers.flow.scope import (
     DEFAULT_EXCHANGE,
     Prefix,
     Scope,
     in_prefix,
     is_builtin,
+    is_housekeeping,
     path_between,
     scope_of,
 )
-from helpers.flow.topology import Binding, Consumer, Exchange, Queue, Topology
+from helpers.flow.topology import Binding, Exchange, Queue, Topology
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"  # the pseudo-queue of direct reply-to
 SERVER_NAMED = "amq.gen-"  # names the broker gives queues declared with ""
-FADE_S = 8.0  # a client whose connection closed fades for this long, then is not drawn
 PENDING_GRACE_S = 3.0  # how long a publish to a vanished server-named queue waits for proof
 RECENT = 64  # messages kept for animation and the "last messages" list
 PREVIEW_SOURCE = 256  # bytes of each recent body kept for its preview
-MAX_CLIENTS = 24  # producers/consumer channels drawn; the rest are counted as "others"
-MAX_REMEMBERED = 10_000  # connection names, consumer tags, direct reply-to callers kept
+MAX_CLIENTS = 1_000  # (connection, channel) pairs counted apart; the rest as "others"
+MAX_REMEMBERED = 10_000  # direct reply-to callers kept
 MAX_PENDING = 10_000  # default-exchange publishes waiting for proof (see _resolve_pending)
 HEADERS_KEPT = 4  # headers of each recent message kept for the log
 
@@ -86,7 +88,8 @@ class Message:
 class FlowState:
     """Everything the diagram draws, built from a topology and the firehose events."""
 
-    prefix: Prefix = ""  # a name prefix, or several (str.startswith)
+    prefix: Prefix = ""  # what to draw: see helpers.flow.scope.in_prefix
+    housekeeping: bool = False  # draw housekeeping traffic too (see scope.is_housekeeping)
     recent_size: int = RECENT
     topology: Topology = field(default_factory=Topology)
     hidden_queues: set[str] = field(default_factory=set)  # this view's own trace queue
@@ -103,11 +106,9 @@ class FlowState:
     # Direct reply-to: (replying client, calling client) -> replies. The reply goes straight
     # to the caller's channel, through no queue, so it is neither routed nor unroutable.
     direct_replies: Counter = field(default_factory=Counter)
-    # Clients whose connection has closed, and since when: their boxes fade, then go (their
-    # counts stay in the totals), so many short-lived programs do not pile up.
-    gone_at: dict[Client, float] = field(default_factory=dict)
     events: int = 0  # in-scope events applied
     ignored: int = 0  # events outside the scope
+    housekept: Counter = field(default_factory=Counter)  # "published"/"delivered" not drawn
 
     def __post_init__(self) -> None:
         self.recent: deque[Message] = deque(maxlen=self.recent_size)
@@ -117,8 +118,13 @@ class FlowState:
         # topology did not hold yet; settled by a later topology or a delivery (see below).
         self._pending: list[tuple[int, str, float]] = []
         self._callers: dict[str, Client] = {}  # reply_to address -> requester
-        self._names: dict[str, str] = {}  # connection -> the name it gave, once seen
-        self._tags: dict[tuple[str, str, int], str] = {}  # (queue, connection, channel) -> tag
+        # Who the programs are: names, closes and consumers (helpers.flow.clients).
+        self.clients = Clients()
+        # Queues that held counted messages, by name: what the diagram last knew of each,
+        # so that one which has gone (a reply queue) still accounts for its counts.
+        # Queues a client event said were declared: are they short-lived (exclusive,
+        # auto-delete or server-named)?
+        self._created: dict[str, bool] = {}
 
     # -- scope ------------------------------------------------------------------------------
 
@@ -127,7 +133,11 @@ class FlowState:
         """What is drawn: `scope_of` the current inputs, computed again when one changes."""
         if self._scope is None:
             self._scope = scope_of(
-                self.topology, self.prefix, self.hidden_queues, self.used_exchanges
+                self.topology,
+                self.prefix,
+                self.hidden_queues,
+                self.used_exchanges,
+                self.housekeeping,
             )
         return self._scope
 
@@ -185,12 +195,21 @@ class FlowState:
             if q.dead_letter_exchange is not None
         ]
 
-    def visible_consumers(self) -> list[Consumer]:
+    def visible_consumers(self) -> list[ConsumerSeen]:
+        """The consumers on drawn queues now (from client events, else the API)."""
         queues = self.scope.queues
-        return sorted(
-            (c for c in self.topology.consumers if c.queue in queues),
-            key=lambda c: (c.queue, c.connection, c.channel, c.tag),
-        )
+        return [c for c in self.clients.consumers() if c.queue in queues]
+
+    def short_lived(self, queue: str) -> bool:
+        """Whether a queue was declared exclusive, auto-delete or server-named."""
+        return self._created.get(queue, queue.startswith(SERVER_NAMED))
+
+    def gone_queues(self) -> list[str]:
+        """Queues that carried counted messages and are no longer drawn (they were deleted:
+        a reply queue, an exclusive queue whose connection closed), oldest name first."""
+        drawn = self.scope.queues
+        counted = {q for (_x, q) in self.routed} | {q for (q, _c) in self.deliveries_to}
+        return sorted(q for q in counted if q not in drawn and self.queue_visible(q))
 
     def path(self, exchange: str, queue: str) -> list[str]:
         """See `path_between`."""
@@ -205,36 +224,14 @@ class FlowState:
         if changed:
             self.topology = topology
             self._scope = None
-            if len(self._names) < MAX_REMEMBERED:
-                self._names.update(topology.connections)
-            if len(self._tags) < MAX_REMEMBERED:
-                self._tags.update(
-                    {(c.queue, c.connection, c.channel): c.tag for c in topology.consumers}
-                )
-        if topology.connections_listed and self._note_gone(now):
+        counted = {c[0] for c, _x in self.produced} | {c[0] for _q, c in self.deliveries_to}
+        if self.clients.note_topology(topology, now, counted):
             changed = True
         if self._pending and self._resolve_pending(now):
             changed = True
         if changed:
             self.version += 1
         return changed
-
-    def _note_gone(self, now: float) -> bool:
-        """Note which clients' connections have closed since; returns whether any did.
-
-        Run on every topology read, not only on a changed one: a client first seen in an
-        event that arrived after its connection was already gone must fade too.
-        """
-        open_now = {name for name, _label in self.topology.connections}
-        clients = {client for client, _x in self.produced} | {c for _q, c in self.deliveries_to}
-        noted = False
-        for client in clients:
-            if client[0] in open_now:
-                noted = self.gone_at.pop(client, None) is not None or noted
-            elif client not in self.gone_at:
-                self.gone_at[client] = now
-                noted = True
-        return noted
 
     def _resolve_pending(self, now: float) -> bool:
         """Settle messages the default exchange "routed" to queues we did not know yet.
@@ -247,7 +244,7 @@ class FlowState:
         it gets `PENDING_GRACE_S` for its delivery to show up before it counts as dropped.
         Returns whether anything was settled.
         """
-        names = {q.name for q in self.topology.queues}
+        names = {q.name for q in self.topology.queues} | self._created.keys()
         keep: list[tuple[int, str, float]] = []
         settled = False
         for seq, queue, at in self._pending:
@@ -275,6 +272,46 @@ class FlowState:
         """Publishes whose fate is not known yet (see `_resolve_pending`)."""
         return len(self._pending)
 
+    # -- feeding it: client events -----------------------------------------------------------
+
+    def add_client_events(self, events: Iterable[ClientEvent], now: float | None = None) -> bool:
+        """Apply the broker's client events (names, consumers, closes, queues declared).
+
+        They come in the broker's order with the trace events (one queue carries both), so
+        a consumer is known here before its first delivery is counted, and a short-lived
+        reply queue is known to exist when the publish to it arrives.
+        """
+        at = time.monotonic() if now is None else now
+        changed = False
+        for event in events:
+            if event.kind == "queue.created" and len(self._created) < MAX_REMEMBERED:
+                self._created[event.queue] = (
+                    event.exclusive or event.auto_delete or event.queue.startswith(SERVER_NAMED)
+                )
+                changed = True
+            changed = self.clients.apply(event, at) or changed
+        if changed:
+            self.version += 1
+        return changed
+
+    def reset(self) -> None:
+        """Forget every count and recent message (the diagram's Reset): programs that have
+        left go from the picture with them; what exists now stays drawn."""
+        self.published.clear()
+        self.unroutable.clear()
+        self.routed.clear()
+        self.delivered.clear()
+        self.redelivered.clear()
+        self.deliveries_to.clear()
+        self.producers.clear()
+        self.produced.clear()
+        self.direct_replies.clear()
+        self.housekept.clear()
+        self.recent.clear()
+        self._pending.clear()
+        self.events = self.ignored = 0
+        self.version += 1
+
     # -- feeding it: the events -------------------------------------------------------------
 
     def add_events(self, events: Iterable[TraceEvent], now: float | None = None) -> int:
@@ -293,6 +330,9 @@ class FlowState:
 
     def _publish(self, event: TraceEvent, at: float) -> int:
         x = event.exchange
+        if not self.housekeeping and is_housekeeping(x, event.routing_key):
+            self.housekept["published"] += event.repeat
+            return 0
         if x == DEFAULT_EXCHANGE and event.routing_key.startswith(DIRECT_REPLY_TO + "."):
             return self._direct_reply(event, at)
         scope = self.scope
@@ -311,7 +351,8 @@ class FlowState:
             self._scope = None
         unknown: tuple[str, ...] = ()
         if x == DEFAULT_EXCHANGE and shown:
-            known = scope.queues  # the drawn queues of the last topology read
+            # The drawn queues of the last topology read, and those declared since.
+            known = scope.queues | self._created.keys()
             unknown = tuple(q for q in shown if q not in known)
             shown = tuple(q for q in shown if q in known)
         n = event.repeat
@@ -355,6 +396,8 @@ class FlowState:
         if q.startswith(DIRECT_REPLY_TO):
             return 0  # counted with its publish (3.x traces no such delivery at all)
         if not self.queue_visible(q):
+            if not self.housekeeping and is_housekeeping(q):
+                self.housekept["delivered"] += event.repeat
             self.ignored += 1
             return 0
         n = event.repeat
@@ -374,8 +417,7 @@ class FlowState:
 
     def _client(self, client: Client) -> Client:
         if client not in self.producers:
-            live = sum(1 for c in self.producers if c not in self.gone_at)
-            if live >= MAX_CLIENTS:
+            if len(self.producers) >= MAX_CLIENTS:
                 return ("others", 0)
             self.producers[client] = len(self.producers) + 1
         return client
@@ -404,34 +446,23 @@ class FlowState:
 
     # -- reading it -------------------------------------------------------------------------
 
-    def fading(self, client: Client, now: float) -> float:
-        """0 for a live client; up to 1 as its box fades after its connection closed."""
-        gone = self.gone_at.get(client)
-        return 0.0 if gone is None else min(1.0, (now - gone) / FADE_S)
-
-    def former_consumer(self, queue: str, client: Client) -> str | None:
-        """The tag of the consumer this channel had on `queue`, if the API ever listed one."""
-        return self._tags.get((queue, *client))
-
     def connection_name(self, connection: str) -> str | None:
         """The name the connection gave (`connection_name`), remembered after it closed."""
-        return self._names.get(connection)
+        return self.clients.given_name(connection)
 
     def deliveries_by_consumer(self, queue: str | None = None) -> dict[str, int]:
         """How many deliveries each consumer got (by consumer tag), e.g. for a bar chart.
 
-        A delivery is matched to a consumer by its connection and channel; deliveries to a
-        channel with no consumer (basic_get, or a consumer that has gone) count under
-        "basic_get/gone".
+        A delivery is matched to a consumer by its connection and channel (the consumer
+        seen there, now or before); deliveries to a channel that never had a consumer on
+        that queue were basic_get's, counted under "basic_get".
         """
-        by_channel: dict[tuple[str, str, int], str] = {}
-        for c in self.topology.consumers:
-            by_channel.setdefault((c.queue, c.connection, c.channel), c.tag)
         out: Counter = Counter()
         for (q, client), n in sorted(self.deliveries_to.items()):
             if queue is not None and q != queue:
                 continue
-            out[by_channel.get((q, *client), "basic_get/gone")] += n
+            seen = self.clients.consumers_ever(q, *client)
+            out[seen[0].tag if len(seen) == 1 else "basic_get" if not seen else "consumers"] += n
         return dict(sorted(out.items()))
 
     def totals(self) -> dict[str, int]:
@@ -447,4 +478,7 @@ class FlowState:
         replies = sum(self.direct_replies.values())
         if replies:
             totals["direct_replies"] = replies
+        hidden = sum(self.housekept.values())
+        if hidden:
+            totals["housekeeping_hidden"] = hidden
         return totals

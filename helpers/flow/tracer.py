@@ -2,7 +2,8 @@
 hands its events to the diagram.
 
 The consuming and decoding of trace messages run in that process (see there for why); a
-thread here reads its batches of events from the pipe (`helpers.flow.events.decode`). The
+thread here reads its batches of events from the pipe (`helpers.flow.events.decode`), and
+the broker's client events where it has the event exchange (`helpers.flow.lifecycle`). The
 trace queue is exclusive and auto-delete, so nothing is left on the broker even if the
 kernel dies, and tracing is switched on and off by the rules of `helpers.flow.tracing`.
 
@@ -30,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from helpers.errors import TutorialError
 from helpers.flow.events import TraceEvent, decode
+from helpers.flow.lifecycle import ClientEvent
+from helpers.flow.lifecycle import decode as decode_client
 
 if TYPE_CHECKING:
     from helpers.broker import Broker
@@ -42,10 +45,16 @@ class Tracer:
 
     The consuming and decoding run in `python -m helpers.flow.firehose` (see there for why);
     a thread here reads its batches of events. `on_events` is called in that thread with
-    each batch. `sync()` is the barrier a notebook cell needs: it returns once every trace
-    message the broker produced before the call has been handed to `on_events`. If the
-    kernel dies, the process sees its input close and goes too, and with its connection the
-    exclusive trace queue.
+    each batch. `on_clients`, if given, is called in that thread with each batch of client
+    events (connections, channels, consumers and queues coming and going), before the
+    `on_events` of trace events that happened after them; `lifecycle` says whether the
+    broker sends client events at all (the `rabbitmq_event_exchange` plugin, in the vhost
+    "/" only: the process of another vhost reads them over a second connection to "/", and
+    without them, e.g. for a user who may not use "/", the diagram reads clients from the
+    management API). `sync()` is the barrier a notebook cell needs: it returns once every
+    trace message and client event the broker produced before the call has been handed
+    over. If the kernel dies, the process sees its input close and goes too, and with its
+    connections the exclusive queues.
     """
 
     _ids = itertools.count(1)
@@ -54,14 +63,21 @@ class Tracer:
         self,
         broker: Broker,
         on_events: Callable[[list[TraceEvent]], None],
+        on_clients: Callable[[list[ClientEvent]], None] | None = None,
     ):
         self.broker = broker
         self.on_events = on_events
+        self.on_clients = on_clients
         self.queue = ""
         self.was_on = False
+        self.lifecycle = False  # client events arrive (known once started)
+        self.clients_queue = ""  # the process's queue in "/" for them, if one of its own
         self.events_seen = 0
-        # The broker's own counters include the diagram's traffic: its sync markers (one
-        # publish and one delivery each) and every trace message delivered to it.
+        self.clients_seen = 0  # client events handed over
+        # The broker's own counters of the vhost include the diagram's traffic: its sync
+        # markers (one publish and one delivery each) and every trace message delivered to
+        # it (client events too, where they come through the same queue; those of a queue
+        # in "/" are in "/"'s counters, and not in these).
         self.markers_sent = 0
         self.received = 0
         self._stop = threading.Event()
@@ -164,8 +180,10 @@ class Tracer:
     def sync(self, timeout: float = 3.0) -> bool:
         """Wait until every trace message published before this call has been processed.
 
-        A marker message is sent through our own trace queue: queues keep order, so when it
-        comes back, everything the broker traced before it has come back too.
+        A marker message is sent through our own trace queue, and through the process's
+        client-event queue where it has one: queues keep order, so when it has come back
+        through both, everything the broker traced, and every client event it sent, before
+        it has come back too.
         """
         if not self.alive:
             return False
@@ -186,15 +204,18 @@ class Tracer:
 
         One marker is not a barrier for messages another connection published just before:
         the broker handles each connection in its own process, so our marker may overtake
-        them. Once two rounds, a short pause apart, see nothing new, they have arrived.
+        them (and the event exchange publishes a close from yet another process). Once two
+        rounds, a short pause apart, see nothing new, neither trace messages nor client
+        events, they have arrived.
         """
         deadline = time.monotonic() + timeout
         quiet_rounds = 0
         while quiet_rounds < 2:
-            before = self.events_seen
+            before = (self.events_seen, self.clients_seen)
             if not self.sync(max(0.1, deadline - time.monotonic())):
                 return False
-            quiet_rounds = quiet_rounds + 1 if self.events_seen == before else 0
+            now_seen = (self.events_seen, self.clients_seen)
+            quiet_rounds = quiet_rounds + 1 if now_seen == before else 0
             if time.monotonic() > deadline:
                 return False
             if quiet_rounds < 2:
@@ -283,7 +304,10 @@ class Tracer:
     def _handle(self, message: dict[str, Any]) -> bool:
         """Act on one line from the process; True when it has closed."""
         if "stats" in message:
-            self.events_seen, self.received, self.markers_sent = message["stats"]
+            self.events_seen, self.received, self.markers_sent, *more = message["stats"]
+            self.clients_seen = more[0] if more else self.clients_seen
+        if "clients" in message and self.on_clients is not None:
+            self.on_clients([decode_client(item) for item in message["clients"]])
         if "events" in message:
             self.on_events([decode(item) for item in message["events"]])
         if "synced" in message:
@@ -296,6 +320,8 @@ class Tracer:
                 self._cond.notify_all()
         elif "ready" in message:
             self.queue, self.was_on = message["ready"], bool(message["was_on"])
+            self.lifecycle = bool(message.get("lifecycle", False))
+            self.clients_queue = str(message.get("clients_queue") or "")
             self._ready.set()
         elif "error" in message:
             self._error_text = str(message["error"])

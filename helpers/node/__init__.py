@@ -154,6 +154,7 @@ def start(progress: Progress | None = print, provision: bool = False) -> tuple[N
     global _said_version_note
     running = running_node()
     if running is not None:
+        running.ensure_plugins(progress)  # a node an older checkout started
         return running, False
     node = default_node(provision, progress)
     started = node.start(progress)
@@ -174,8 +175,8 @@ def stop(progress: Progress | None = print) -> bool:
     known = {n.base for n in nodes}
     runtime = nodes[0].runtime if nodes else None
     # With TUTORIAL_NODE_DIR only that node is meant; otherwise the checkout's test nodes too.
-    extras = [] if os.environ.get("TUTORIAL_NODE_DIR") else (repo_dir() / ".rabbitmq").glob(
-        "*/node.pid"
+    extras = (
+        [] if os.environ.get("TUTORIAL_NODE_DIR") else (repo_dir() / ".rabbitmq").glob("*/node.pid")
     )
     for extra in sorted(extras):
         if runtime is not None and extra.parent not in known:

@@ -59,6 +59,13 @@ LOG_ROTATE_BYTES = 1_048_576  # the node's log is rotated at 1 MiB, two old file
 # stays permitted: the diagram still reads /api/consumers.
 DENIED_FEATURES = ("transient_nonexcl_queues", "global_qos", "queue_master_locator")
 
+# The plugins every private node runs: the management API (topology, counts, tracing on/off)
+# and the event exchange (`amq.rabbitmq.event`: connections, channels and consumers as they
+# come and go, which the diagram needs within a cell, not a second later; see
+# helpers.flow.lifecycle). Both ship with rabbitmq-server, 3.x and 4.x.
+PLUGINS = ("rabbitmq_management", "rabbitmq_event_exchange")
+_plugins_tried: set[Path] = set()  # nodes whose missing plugins this process tried to enable
+
 Progress = Callable[[str], None]
 
 
@@ -122,6 +129,11 @@ class Node:
     def log_file(self) -> Path:
         """The node's main log (rotated at 1 MiB; the older ones end in .0, .1)."""
         return self.base / "log" / f"{self.name}.log"
+
+    @property
+    def plugins_file(self) -> Path:
+        """The node's enabled_plugins file (an Erlang list; `rabbitmq-plugins` rewrites it)."""
+        return self.base / "enabled_plugins"
 
     @property
     def ports(self) -> Ports:
@@ -215,7 +227,7 @@ class Node:
             "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
             "RABBITMQ_LOG_BASE": str(base / "log"),
             "RABBITMQ_PID_FILE": str(self.pid_file),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.plugins_file),
             "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
             "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
             "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
@@ -245,7 +257,7 @@ class Node:
         ports = self._choose_ports(say)
         state = {"name": self.name, "ports": ports.__dict__, "runtime": self.runtime.describe()}
         self.state_file.write_text(json.dumps(state, indent=1) + "\n")
-        (base / "enabled_plugins").write_text("[rabbitmq_management].\n")
+        self.plugins_file.write_text(f"[{','.join(PLUGINS)}].\n")
         _write_private(base / "rabbitmq.conf", self._config(ports, creds))
         # The management API aggregates counts on a timer set by the finest sample interval
         # of its retention policies (5 s by default, whatever collect_statistics_interval
@@ -338,6 +350,7 @@ class Node:
                     )
                     self.rabbitmqctl("start_app", timeout=START_TIMEOUT_S)
                 self._wait_until_ready(say)
+                self._enable_missing_plugins(say)
                 return False
             self._prepare(say)
             say(
@@ -396,8 +409,54 @@ class Node:
         """
         return _run_detached(self._ctl_argv(*args), self._ctl_env(), timeout)
 
-    def _ctl_argv(self, *args: str) -> list[str]:
-        return self.runtime.command("rabbitmqctl", ["-n", self.name, *args], self.environment())
+    def _ctl_argv(self, *args: str, script: str = "rabbitmqctl") -> list[str]:
+        return self.runtime.command(script, ["-n", self.name, *args], self.environment())
+
+    def missing_plugins(self) -> list[str]:
+        """The PLUGINS the node's enabled_plugins file does not name (a node an older
+        checkout started); [] when the file cannot be read (nothing we could fix)."""
+        try:
+            text = self.plugins_file.read_text()
+        except OSError:
+            return []
+        named = {p.strip() for p in text.strip().rstrip(".").strip("[]").split(",")}
+        return [p for p in PLUGINS if p not in named]
+
+    def ensure_plugins(self, progress: Progress | None = None) -> None:
+        """Enable, online, the PLUGINS a running node lacks; a no-op when it has them.
+
+        A node started by an older checkout keeps running across a `git pull`, and the
+        helpers reuse it instead of restarting it (a restart would drop every learner's
+        connections): `rabbitmq-plugins enable --online` starts the plugin in the running
+        node and records it in its enabled_plugins file, so it stays on after a restart. Two
+        notebooks reusing the node at once take turns (the start lock). It takes about 3 s, once,
+        and says nothing when it works; if it fails, one line says so and everything goes on:
+        the diagram then reads clients from the management API only.
+        """
+        if not self.missing_plugins() or self.base in _plugins_tried:
+            return
+        say = progress or _quiet
+        with open(self.base / "start.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._enable_missing_plugins(say)
+
+    def _enable_missing_plugins(self, say: Progress) -> None:
+        """`ensure_plugins` under the start lock (which `start` already holds)."""
+        missing = self.missing_plugins()
+        if not missing or self.base in _plugins_tried:
+            return  # tried once already: a failure would only cost each call 3 s again
+        _plugins_tried.add(self.base)
+        # Quiet when it works: a notebook's first cell (whose output nbval compares) must
+        # print the same whether or not the node needed it.
+        argv = self._ctl_argv("enable", "--online", *missing, script="rabbitmq-plugins")
+        try:
+            result = _run_detached(argv, self._ctl_env(), 60)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            say(f"Could not enable {', '.join(missing)}: {exc}")
+            return
+        if result.returncode != 0:
+            why = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+            say(f"Could not enable {', '.join(missing)}: {why[0]}")
 
     def _ctl_env(self) -> dict[str, str]:
         return {**os.environ, **self.environment()}

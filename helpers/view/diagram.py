@@ -19,8 +19,22 @@ Use it in a chapter like this::
     diagram.close()                  # firehose off (if we switched it on), trace queue gone
 
 or as a context manager (`with FlowDiagram(broker, prefix="ch04.") as diagram: ...`).
-`prefix` may also be a tuple of prefixes or exact names, to draw one section's objects, e.g.
-`prefix=("ch04.fanout_logs", queue_name)` with a server-named queue (`amq.gen-...`).
+`prefix` says what is drawn (`helpers.flow.scope`): a name ending in a separator
+(`ch04.`) is a prefix; any other name is that name and the names under it (`ch05.jobs`
+draws `ch05.jobs.dlx`, `celery` does not draw `celeryev`); a compiled regular expression
+draws the names it finds; a tuple mixes them, e.g. `prefix=("ch04.fanout_logs", queue_name)`
+with a server-named queue (`amq.gen-...`). Housekeeping traffic (Celery's pidbox and worker
+heartbeats) is left out of the picture and the log unless `housekeeping=True`; the totals
+count it apart.
+
+What the picture says (`helpers.view.scene`): one box per program, under the name its code
+gave its connection (`client_properties={"connection_name": ...}`), known at once from the
+broker's client events (`rabbitmq_event_exchange`; without them, from the management API);
+a consumer drawn as a consumer, `basic_get` only for basic_get; a program that has left
+stays, marked "left", while its counts are on the picture, until `diagram.reset()`; queues
+that have gone (reply queues) folded into one box per exchange, so every count adds up. The
+tutorial's own connections (checks, the publish panel) are drawn quieter, or left out with
+`show_helpers=False`. `diagram.pin()` shows the live diagram in JupyterLab's side panel too.
 
 What a notebook can rely on:
 
@@ -60,6 +74,8 @@ from helpers.alarms import active_alarms
 from helpers.errors import ManagementError
 from helpers.flow.caught_up import CatchUp, alarm_reason
 from helpers.flow.events import TraceEvent
+from helpers.flow.lifecycle import ClientEvent
+from helpers.flow.scope import Prefix
 from helpers.flow.state import FlowState, Message
 from helpers.flow.topology import read_topology
 from helpers.flow.tracer import Tracer
@@ -123,8 +139,10 @@ class FlowDiagram:
     def __init__(
         self,
         broker: Broker,
-        prefix: str | tuple[str, ...] = "",
+        prefix: Prefix = "",
         max_renders_per_s: float = 10.0,
+        show_helpers: bool = True,
+        housekeeping: bool = False,
     ):
         # Running a diagram's cell again replaces the diagram it made before: an earlier one
         # of this kernel with the same broker, vhost and prefix is closed first.
@@ -138,7 +156,10 @@ class FlowDiagram:
                 old.close()
         self.broker = broker
         self.prefix = prefix
-        self.state = FlowState(prefix=prefix)
+        # The tutorial's own connections (checks, the publish panel) drawn, quieter; False
+        # leaves them out of the picture (their counts stay in the totals).
+        self.show_helpers = show_helpers
+        self.state = FlowState(prefix=prefix, housekeeping=housekeeping)
         self.widget = ipywidgets.HTML(layout=ipywidgets.Layout(width="100%"))
         self.widget.add_class("flow-diagram-widget")
         self.renders = 0
@@ -162,7 +183,7 @@ class FlowDiagram:
         self._api = ManagementClient(broker.management_url, broker.username, broker.password)
         self._api_bg = ManagementClient(broker.management_url, broker.username, broker.password)
         self.state.set_topology(read_topology(self._api, broker.vhost))
-        self.tracer = Tracer(broker, self._on_events)
+        self.tracer = Tracer(broker, self._on_events, on_clients=self._on_clients)
         self.tracer.start()
         self.state.hide_queue(self.tracer.queue)
         self._render(force=True)
@@ -289,7 +310,7 @@ class FlowDiagram:
         GitHub and nbviewer. The animated, inline form is the live widget's.
         """
         with self._lock:
-            fragment = render_svg(self.state, animate=animate)
+            fragment = render_svg(self.state, animate=animate, show_helpers=self.show_helpers)
             alt = self.state.totals()
         fragment += _notice_html(self._notice())
         if animate:
@@ -311,6 +332,25 @@ class FlowDiagram:
         if self._panel is None:
             self._panel = PublishPanel(self, show_diagram=show_diagram)
         return self._panel
+
+    def pin(self, title: str | None = None) -> None:
+        """Also show the live diagram in a panel beside the notebook (JupyterLab), so that
+        it stays in view while the cells below it run; the inline one stays as it is.
+
+        Prints nothing and does nothing where no side panel can show (nbval, nbconvert, VS
+        Code): see `helpers.view.pin` for what happens where, and for `title`.
+        """
+        from helpers.view.pin import pin
+
+        pin(self, title)
+
+    def reset(self) -> None:
+        """Start counting again from zero: the totals, the edges' counts, the log and the
+        programs that have left go; what exists on the broker now stays drawn."""
+        with self._lock:
+            self.state.reset()
+            self._render(force=True)
+        self._update_display()
 
     def close(self) -> None:
         """Stop the firehose consumer, delete its queue, switch tracing off if we were last."""
@@ -413,9 +453,9 @@ class FlowDiagram:
             if port_is_free(self.broker.host, self.broker.port):
                 return False  # the broker is still away
             try:
-                new: Tracer | None = Tracer(self.broker, self._on_events).start(
-                    RECONNECT_START_S
-                )
+                new: Tracer | None = Tracer(
+                    self.broker, self._on_events, on_clients=self._on_clients
+                ).start(RECONNECT_START_S)
             except Exception:  # not quite back yet (its management API comes last): later
                 return False
             assert new is not None
@@ -432,6 +472,10 @@ class FlowDiagram:
             return True
 
     # -- the background thread -------------------------------------------------------------
+
+    def _on_clients(self, events: list[ClientEvent]) -> None:
+        with self._lock:
+            self.state.add_client_events(events)
 
     def _on_events(self, events: list[TraceEvent]) -> None:
         with self._lock:
@@ -476,7 +520,9 @@ class FlowDiagram:
         self._rendered_version = self.state.version
         self._drawn_notice = notice
         self._last_render = time.monotonic()
-        value = render_svg(self.state, now=self._last_render) + _notice_html(notice)
+        value = render_svg(
+            self.state, now=self._last_render, show_helpers=self.show_helpers
+        ) + _notice_html(notice)
         if self.closed:
             value += '<div style="font:11px sans-serif;color:#6b7280">(closed)</div>'
         if value != self.widget.value:

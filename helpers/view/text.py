@@ -8,6 +8,7 @@ translated) without touching what is counted.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from helpers.flow.state import DEFAULT_EXCHANGE, Client, FlowState, Message
@@ -56,18 +57,63 @@ def binding_label(state: FlowState, binding: Binding) -> str:
     return "" if types.get(binding.source) == "fanout" else binding.label
 
 
-def producer_label(state: FlowState, client: Client) -> str:
-    n = state.producers.get(client)
-    return f"producer {n}" if n else "other producers"
+def caption(totals: dict[str, int]) -> str:
+    """The totals in one line, under the picture."""
+    t = totals
+    line = (
+        f"published {t['published']} · routed {t['routed']} · unroutable {t['unroutable']} · "
+        f"delivered {t['delivered']} · redelivered {t['redelivered']}"
+    )
+    if "direct_replies" in t:
+        line += f" · direct replies {t['direct_replies']}"
+    if "housekeeping_hidden" in t:
+        line += f" · housekeeping hidden {t['housekeeping_hidden']}"
+    return line
 
 
-def connection_label(state: FlowState, client: Client) -> str:
-    """What to call a client's connection: the name it gave, else its address.
+def log_line(state: FlowState, m: Message, program: Callable[[Client], str]) -> str:
+    """One recent message in the log: who sent it where, and where the broker put it."""
+    body = f"{message_body(m)} ({m.size} B)"
+    who = program(m.client)
+    if m.kind == "deliver":
+        again = " (redelivered)" if m.redelivered else ""
+        return f"{m.queues[0]} → {who}{again}: {body}"
+    if m.kind == "reply":
+        callers = [c for (r, c) in state.direct_replies if r == m.client]
+        to = program(callers[-1]) if callers else "the caller"
+        return f"{who} → direct reply-to → {to}: {body}"
+    headers = message_headers(m)
+    headers = f" headers {headers}" if headers else ""
+    where = ", ".join(m.queues) if m.queues else None
+    if where is None:
+        where = "elsewhere (outside the prefix)" if m.hidden_routes else "nowhere: unroutable"
+    return f"{who} → {m.exchange or '(default)'} [{m.routing_key}]{headers}: {body} → {where}"
 
-    Names are remembered after the connection has closed, so a program that has left
-    keeps its name in the picture (and in the saved one).
-    """
-    return state.connection_name(client[0]) or client_address(client[0])
+
+def blocked_why(how: str) -> str:
+    """What a "blocked" tag means, for its hover: the connection's state in the API."""
+    if how == "blocked":
+        return (
+            "the broker stopped reading this connection: it published during a resource "
+            "alarm, and waits until the alarm clears"
+        )
+    return "a resource alarm is on: this connection's next publish waits until it clears"
+
+
+def blocked_note(state: FlowState, drawn: set[str]) -> str:
+    """One line naming the connections a resource alarm holds up that have no box (a
+    blocked connection's first publish never reaches an exchange, so the firehose has not
+    shown it); "" when there are none."""
+    names = sorted(
+        {
+            state.connection_name(name) or client_address(name)
+            for name, how in state.topology.blocked
+            if how == "blocked" and name not in drawn
+        }
+    )
+    if not names:
+        return ""
+    return "blocked by the broker (a resource alarm), publishes waiting: " + ", ".join(names)
 
 
 def summary(state: FlowState) -> str:

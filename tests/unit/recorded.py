@@ -2,9 +2,14 @@
 
 `scripts/record_flow_cases.py` wrote `data/<scenario>-<major.minor>.json` (its docstring says
 what each file holds and how to record them again). JSON has no bytes, tables with types,
-datetimes or decimals, so the trace headers were written with `$`-tags; `load()` turns them
-back into what pika gave (bytes, dict, list, datetime, Decimal), turns bodies back into bytes
-and fills in the readings' API parts that were written as "same as the previous reading".
+datetimes or decimals, so the trace and event headers were written with `$`-tags; `load()`
+turns them back into what pika gave (bytes, dict, list, datetime, Decimal), turns bodies back
+into bytes and fills in the readings' API parts that were written as "same as the previous
+reading".
+
+Each step holds its trace messages ("trace") and the client events of the event exchange
+("events", each with "after": how many of the step's trace messages came before it);
+`arrivals(step)` puts them back in the one order they arrived in.
 """
 
 from __future__ import annotations
@@ -30,9 +35,13 @@ _TAGS = {
 }
 
 
+# Files in DATA that are not flow cases: client events (scripts/record_lifecycle_events.py).
+OTHER_RECORDINGS = ("lifecycle-",)
+
+
 def names() -> list[str]:
     """Every recorded case, e.g. "direct-4.3", so a test can run on all of them."""
-    return sorted(p.stem for p in DATA.glob("*.json"))
+    return sorted(p.stem for p in DATA.glob("*.json") if not p.name.startswith(OTHER_RECORDINGS))
 
 
 def decode_headers(value: Any) -> Any:
@@ -58,6 +67,9 @@ def load(name: str) -> dict[str, Any]:
         for message in step["trace"]:
             message["headers"] = decode_headers(message["headers"])
             message["body"] = base64.b64decode(message["body"])
+        step.setdefault("events", [])  # a file recorded before client events were
+        for event in step["events"]:
+            event["headers"] = decode_headers(event["headers"])
     previous: dict[str, Any] = {}
     for reading in case["readings"]:
         api = reading["api"]
@@ -66,6 +78,23 @@ def load(name: str) -> dict[str, Any]:
                 api[part] = copy.deepcopy(previous[part])
         previous = api
     return case
+
+
+def arrivals(step: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """A loaded step's trace messages and client events in the order they arrived:
+    ("trace", message) and ("event", event) pairs."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    events = iter(step["events"])
+    event = next(events, None)
+    for n, message in enumerate(step["trace"]):
+        while event is not None and event["after"] <= n:
+            out.append(("event", event))
+            event = next(events, None)
+        out.append(("trace", message))
+    while event is not None:
+        out.append(("event", event))
+        event = next(events, None)
+    return out
 
 
 @cache

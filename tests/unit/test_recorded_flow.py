@@ -4,18 +4,21 @@ caught-up decision, with no broker on the machine."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 
 import pytest
-from recorded import load, names
+from recorded import arrivals, load, names
 from replay import events, replay, topology
 
 from helpers.flow.caught_up import CatchUp
 from helpers.flow.events import decode, encode
 from helpers.flow.firehose import KEEP_EACH, compact
+from helpers.flow.lifecycle import EventJoiner
 from helpers.flow.state import DEFAULT_EXCHANGE, DIRECT_REPLY_TO, FlowState
-from helpers.view.layout import NODE_H, NODE_W, Layout
+from helpers.view.layout import place
+from helpers.view.scene import picture_of
 from helpers.view.svg import render_svg
 from helpers.view.text import summary
 
@@ -33,7 +36,8 @@ def test_both_versions_are_recorded():
 @pytest.mark.parametrize("name", CASES)
 def test_counts_equal_what_the_broker_did(name):
     case = load(name)
-    state = replay(case, prefix="")  # everything: server-named reply queues too
+    # everything: server-named reply queues, and Celery's pidbox and heartbeats too
+    state = replay(case, prefix="", housekeeping=True)
     expected = case["expected"]
 
     def nonzero(counter: dict) -> dict:
@@ -92,6 +96,27 @@ def test_every_recorded_trace_message_parses_and_crosses_the_pipe(name):
             assert event.connection and " -> " in event.connection
 
 
+@pytest.mark.parametrize("name", CASES)
+def test_client_events_were_recorded_in_order_and_join(name):
+    case = load(name)
+    joiner = EventJoiner()
+    joined = []
+    for step in case["steps"]:
+        places = [e["after"] for e in step["events"]]
+        assert places == sorted(places) and all(0 <= a <= len(step["trace"]) for a in places)
+        kinds = [kind for kind, _item in arrivals(step)]
+        assert kinds.count("trace") == len(step["trace"])
+        for event in step["events"]:
+            joined.append(joiner.feed(event["routing_key"], event["headers"], case["vhost"]))
+    assert None not in joined, "the recorder keeps only the events of the case's vhost"
+    kinds = Counter(e.kind for e in joined)
+    assert kinds["connection.created"] >= 2, "the recorder's own tracer and probe at least"
+    assert kinds["consumer.created"] >= 1, "the tracer's consumer at least"
+    for event in joined:
+        if event.kind.startswith(("consumer.", "channel.")):
+            assert event.connection and event.channel, f"not joined to its channel: {event}"
+
+
 def test_a_burst_is_compacted_and_still_counts_every_message():
     (name,) = [n for n in CASES if n.startswith("burst-4.")][:1]
     trace = [e for step in load(name)["steps"] for e in events(step["trace"])]
@@ -114,13 +139,15 @@ def test_a_burst_is_compacted_and_still_counts_every_message():
 @pytest.mark.parametrize("name", CASES)
 def test_layout_keeps_boxes_apart_and_the_svg_is_well_formed(name):
     state = replay(name)
-    lay = Layout(state, now=state_time(state))
-    boxes = list(lay.pos.items())
-    for i, (a, (ax, ay)) in enumerate(boxes):
-        for b, (bx, by) in boxes[i + 1 :]:
-            apart = abs(ax - bx) >= NODE_W or abs(ay - by) >= NODE_H
+    placed = place(picture_of(state, state_time(state)))
+    boxes = list(placed.boxes.items())
+    for i, (a, ba) in enumerate(boxes):
+        for b, bb in boxes[i + 1 :]:
+            side = ba.x + ba.w <= bb.x or bb.x + bb.w <= ba.x
+            apart = side or ba.y + ba.h <= bb.y or bb.y + bb.h <= ba.y
             assert apart, f"{a} and {b} overlap"
-        assert 0 <= ax and ax + NODE_W <= lay.width and 0 <= ay and ay + NODE_H <= lay.height
+        assert 0 <= ba.x and ba.x + ba.w <= placed.width
+        assert 0 <= ba.y and ba.y + ba.h <= placed.height
     html = render_svg(state, now=state_time(state))
     svg = html[html.index("<svg") : html.index("</svg>") + len("</svg>")]
     root = ET.fromstring(svg)
@@ -151,7 +178,8 @@ def test_summary_of_the_exchanges_case(version):
 
 def test_scope_draws_only_the_prefix_and_never_a_trace_queue():
     case = load("exchanges-4.3")
-    state = replay(case, prefix="rec.f")
+    # A regular expression: the f-queues and the fanout exchange, nothing else of rec.
+    state = replay(case, prefix=re.compile(r"^rec\.f"))
     assert [q.name for q in state.visible_queues()] == ["rec.f1", "rec.f2", "rec.f3"]
     assert [x.name for x in state.visible_exchanges()] == ["rec.fanout"]
     everything = replay(case, prefix="")

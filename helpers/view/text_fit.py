@@ -1,0 +1,120 @@
+"""Measuring and fitting the diagram's text without a browser.
+
+Widths come from a table of DejaVu Sans advance widths (`dejavu_widths`), the font the
+diagram asks for first: the widest common sans-serif, so an estimate is an upper bound
+where it is installed (kerning only narrows text) and close where Verdana or Arial stand
+in. Text that does not fit is wrapped at spaces or shortened in the middle ("ctag1.4f3a…9b2c"),
+never cut at the end: the end of a name (a consumer tag's last digits, a binding key's last
+word) is often what tells two apart. The caller puts the whole text on hover.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from helpers.view.dejavu_widths import BOLD, REGULAR
+
+FONT_FAMILY = "'DejaVu Sans', Verdana, Arial, sans-serif"
+ASCENT, DESCENT = 0.928, 0.236  # DejaVu Sans, in em: a text's box is (ASCENT + DESCENT) high
+ELLIPSIS = "…"
+SEPARATORS = {"·", "|", "→", "-", "–", "—", "+", "="}
+
+
+def _table(runs: tuple[tuple[int, tuple[int, ...]], ...]) -> dict[str, float]:
+    return {chr(first + i): w / 1000 for first, ws in runs for i, w in enumerate(ws)}
+
+
+_WIDTHS = {False: _table(REGULAR), True: _table(BOLD)}
+
+
+def _char_em(ch: str, bold: bool) -> float:
+    """A character's width in em; one not in the table (CJK, emoji, a rare symbol) is drawn
+    by a fallback font, counted wide so the estimate stays an upper bound."""
+    w = _WIDTHS[bold].get(ch)
+    if w is not None:
+        return w
+    if ord(ch) < 0x300 or 0x2000 <= ord(ch) < 0x2070:
+        return 0.7
+    return 1.3 if ord(ch) >= 0x1F000 else 1.0
+
+
+def text_width(text: str, size: float, bold: bool = False) -> float:
+    """The width of one line of `text` at font-size `size` (px), an upper bound."""
+    return sum(_char_em(ch, bold) for ch in text) * size
+
+
+def line_height(size: float) -> float:
+    """The height of one line's box, as a browser's getBBox() measures it."""
+    return (ASCENT + DESCENT) * size
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """Text fitted to a width: its lines, and whether something was left out (then the
+    whole text belongs in a hover)."""
+
+    lines: tuple[str, ...]
+    cut: bool = False
+
+    def width(self, size: float, bold: bool = False) -> float:
+        return max((text_width(line, size, bold) for line in self.lines), default=0.0)
+
+
+def shorten_middle(text: str, width: float, size: float, bold: bool = False) -> str:
+    """`text` with characters from its middle replaced by "…" until it fits `width`; the
+    start keeps a little more than the end ("ctag1.4f3a…9b2c")."""
+    if text_width(text, size, bold) <= width:
+        return text
+    ems = [_char_em(ch, bold) * size for ch in text]
+    budget = width - text_width(ELLIPSIS, size, bold)
+    head, tail, used = 0, 0, 0.0
+    # Take characters alternately, two from the start for each one from the end.
+    while head + tail < len(text):
+        take_head = head < 2 * (tail + 1)
+        i = head if take_head else len(text) - 1 - tail
+        if used + ems[i] > budget:
+            break
+        used += ems[i]
+        if take_head:
+            head += 1
+        else:
+            tail += 1
+    return text[:head] + ELLIPSIS + (text[len(text) - tail :] if tail else "")
+
+
+def fit(text: str, width: float, size: float, bold: bool = False, max_lines: int = 2) -> Fitted:
+    """`text` in at most `max_lines` lines no wider than `width`.
+
+    It is wrapped at spaces; a word wider than a line on its own (a consumer tag, a long
+    queue name) is shortened in the middle; what still does not fit in `max_lines` lines
+    goes into the last line, shortened in the middle.
+    """
+    if text_width(text, size, bold) <= width:
+        return Fitted((text,))
+    cut = False
+    lines: list[str] = []
+    words: list[str] = []
+    for word in text.split(" "):  # a separator stays at the end of the line before it
+        if words and word in SEPARATORS:
+            words[-1] += " " + word
+        else:
+            words.append(word)
+    for word in words:
+        if lines and text_width(lines[-1] + " " + word, size, bold) <= width:
+            lines[-1] += " " + word
+            continue
+        if text_width(word, size, bold) > width:
+            # Too long for any line: shortened in the middle, after what the line holds
+            # when there is room for a good part of it ("consumer ctag1.4f3a…9b2c").
+            cut = True
+            room = width - text_width(lines[-1] + " ", size, bold) if lines else 0.0
+            if room >= width / 2:
+                lines[-1] += " " + shorten_middle(word, room, size, bold)
+                continue
+            word = shorten_middle(word, width, size, bold)
+        lines.append(word)
+    if len(lines) > max_lines:
+        rest = " ".join(lines[max_lines - 1 :])
+        lines = lines[: max_lines - 1] + [shorten_middle(rest, width, size, bold)]
+        cut = True
+    return Fitted(tuple(lines), cut)
