@@ -48,7 +48,9 @@ Prints `name=value` lines (targets from issue #3):
 Everything happens in a private vhost (`flowdev-bench-...`) that is deleted at the end.
 Run: .venv/bin/python benchmarks/flow_view.py (any broker `helpers.find_broker` finds; the
 repository's private node: TUTORIAL_BROKER=private TUTORIAL_NODE_DIR=.rabbitmq/reference).
-To measure another checkout's helpers with this script, put it first on PYTHONPATH.
+To measure another checkout's helpers with this script (old against new in one sitting),
+run it from that checkout's directory with PYTHONPATH set to it: the diagram starts its
+firehose process with `python -m`, which looks in the current directory first.
 """
 
 from __future__ import annotations

@@ -20,27 +20,14 @@ from client events, so without them one name is one program.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from helpers.flow.lifecycle import ClientEvent
-from helpers.flow.topology import Topology, client_address
+from helpers.flow.topology import Consumer, Topology, client_address
 
 # The tutorial's own connections (chapter checks, the publish panel, the chapter claim, the
 # diagram's firehose): drawn in a quieter style, and hidden on request.
 HELPER_NAMES = re.compile(r"^(tutorial\b|helpers\.|ch\d\d\.check$)")
 MAX_KNOWN = 10_000  # connections and consumers remembered; beyond, the oldest are forgotten
-
-
-@dataclass(frozen=True)
-class ConsumerSeen:
-    """A consumer (basic_consume) as the broker announced or listed it."""
-
-    queue: str
-    tag: str
-    prefetch: int
-    ack_required: bool
-    connection: str
-    channel: int
 
 
 def is_helper(program: str) -> bool:
@@ -57,10 +44,10 @@ class Clients:
         self._program: dict[str, str] = {}  # connection -> its program, once named
         self._open: set[str] = set()  # connections known to be open
         self.closed_at: dict[str, float] = {}  # connection -> when it was seen closed
-        self._live_consumers: dict[tuple[str, str, int, str], ConsumerSeen] = {}
+        self._live_consumers: dict[tuple[str, str, int, str], Consumer] = {}
         # Every consumer ever seen on a (queue, connection, channel): deliveries there came
         # from a consumer, not basic_get, even after it has gone.
-        self._ever: dict[tuple[str, str, int], dict[str, ConsumerSeen]] = {}
+        self._ever: dict[tuple[str, str, int], dict[str, Consumer]] = {}
 
     # -- feeding it ---------------------------------------------------------------------------
 
@@ -84,7 +71,7 @@ class Clients:
                 del self._live_consumers[key]
             return True
         if kind == "consumer.created":
-            seen = ConsumerSeen(
+            seen = Consumer(
                 event.queue,
                 event.consumer_tag,
                 event.prefetch,
@@ -125,7 +112,7 @@ class Clients:
                 changed = True
             if key not in self._live_consumers:
                 self._consumer(
-                    ConsumerSeen(
+                    Consumer(
                         c.queue, c.tag, c.prefetch, c.ack_required, c.connection, c.channel
                     )
                 )
@@ -162,7 +149,7 @@ class Clients:
                 program = f"{given} #{n}"
         self._program[conn] = program
 
-    def _consumer(self, seen: ConsumerSeen) -> None:
+    def _consumer(self, seen: Consumer) -> None:
         if not seen.connection and any(
             (q, t) == (seen.queue, seen.tag) for q, _c, _ch, t in self._live_consumers
         ):
@@ -185,13 +172,13 @@ class Clients:
     def is_open(self, connection: str) -> bool:
         return connection not in self.closed_at
 
-    def consumers(self) -> list[ConsumerSeen]:
+    def consumers(self) -> list[Consumer]:
         """The consumers that exist now."""
         return sorted(
             self._live_consumers.values(), key=lambda c: (c.queue, c.connection, c.channel, c.tag)
         )
 
-    def consumers_ever(self, queue: str, connection: str, channel: int) -> list[ConsumerSeen]:
+    def consumers_ever(self, queue: str, connection: str, channel: int) -> list[Consumer]:
         """Every consumer seen on this queue and channel, now or before."""
         found = self._ever.get((queue, connection, channel))
         if not found and connection:

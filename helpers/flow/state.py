@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from helpers.flow.clients import Clients, ConsumerSeen
+from helpers.flow.clients import Clients, Consumer
 from helpers.flow.events import TraceEvent
 from helpers.flow.lifecycle import ClientEvent
 from helpers.flow.scope import (
@@ -195,7 +195,7 @@ class FlowState:
             if q.dead_letter_exchange is not None
         ]
 
-    def visible_consumers(self) -> list[ConsumerSeen]:
+    def visible_consumers(self) -> list[Consumer]:
         """The consumers on drawn queues now (from client events, else the API)."""
         queues = self.scope.queues
         return [c for c in self.clients.consumers() if c.queue in queues]

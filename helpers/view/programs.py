@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from helpers.flow.clients import ConsumerSeen, is_helper
+from helpers.flow.clients import Consumer, is_helper
 from helpers.flow.state import Client, FlowState
 from helpers.flow.topology import client_address
 
@@ -31,8 +31,8 @@ class Program:
     published: Counter = field(default_factory=Counter)  # exchange -> messages
     received: Counter = field(default_factory=Counter)  # queue -> deliveries
     got: Counter = field(default_factory=Counter)  # queue -> deliveries by basic_get
-    consumers: list[ConsumerSeen] = field(default_factory=list)  # consuming now
-    ended: list[ConsumerSeen] = field(default_factory=list)  # consumers that delivered, gone
+    consumers: list[Consumer] = field(default_factory=list)  # consuming now
+    ended: list[Consumer] = field(default_factory=list)  # consumers that delivered, gone
 
 
 UNKNOWN = "a program the diagram saw only consume"  # a consumer whose channel is not known
@@ -187,7 +187,7 @@ def describe(p: Program, left: bool) -> tuple[list[str], str]:
     return lines, f"{p.name}{where}: " + "; ".join(story)
 
 
-def _distinct(consumers: list[ConsumerSeen], live: list[ConsumerSeen]) -> list[ConsumerSeen]:
+def _distinct(consumers: list[Consumer], live: list[Consumer]) -> list[Consumer]:
     """One line per consumer tag and queue: a program that consumed again in a later cell
     (a new connection, the same tag) is one consumer to the learner."""
     seen = {(c.queue, c.tag) for c in live}
