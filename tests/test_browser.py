@@ -130,7 +130,10 @@ def test_committed_diagrams_show_in_an_untrusted_notebook(tmp_path: Path):
     for name in UNTRUSTED:
         shutil.copy(REPO / "notebooks" / name, tmp_path / name)
     ARTIFACTS.mkdir(exist_ok=True)
-    with _jupyterlab(tmp_path, dict(os.environ)) as (base, token), sync_playwright() as p:
+    # A newcomer's Jupyter has never signed these notebooks; this machine's may have (running
+    # a notebook signs it in the user's data directory), so the server gets an empty one.
+    env = dict(os.environ, JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"))
+    with _jupyterlab(tmp_path, env) as (base, token), sync_playwright() as p:
         browser = _chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
