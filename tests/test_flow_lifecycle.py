@@ -206,7 +206,8 @@ def test_the_diagrams_own_connections_are_left_out(broker, where, request):
     assert any(e.name == marker for e in clients), "client events did arrive"
     ours = {owner, second, tracer.queue, tracer.clients_queue} - {""}
     assert not [e for e in clients if e.connection in ours or e.queue in ours]
-    assert not [e for e in clients if e.name.startswith("tutorial flow diagram")]
+    # (Other diagrams' firehoses, of tests running beside this one in "/", are clients like
+    # any other here: only this tracer's own connections must be missing.)
 
 
 @pytest.mark.usefixtures("root")
