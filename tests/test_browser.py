@@ -96,16 +96,22 @@ def _jupyterlab(root: Path, env: dict[str, str]) -> Iterator[str]:
         log.close()
 
 
+def kernel_env(vb: Broker) -> dict[str, str]:
+    """The environment of a lab whose kernels reach the vhost broker `vb` through AMQP_URL."""
+    user, password = quote(vb.username, safe=""), quote(vb.password, safe="")
+    return dict(
+        os.environ,
+        AMQP_URL=f"amqp://{user}:{password}@{vb.host}:{vb.port}/{quote(vb.vhost, safe='')}",
+        RABBITMQ_MANAGEMENT_URL=vb.management_url,
+    )
+
+
 @pytest.fixture
 def lab(broker: Broker, tmp_path: Path) -> Iterator[tuple[str, Broker]]:
     """A JupyterLab server on a copy of the test notebook; yields (url, vhost broker)."""
     with private_vhost(broker, "browser") as vb:
         shutil.copy(REPO / "tests" / "browser_notebook.ipynb", tmp_path / "flow.ipynb")
-        env = dict(os.environ)
-        user, password = quote(vb.username, safe=""), quote(vb.password, safe="")
-        env["AMQP_URL"] = f"amqp://{user}:{password}@{vb.host}:{vb.port}/{quote(vb.vhost, safe='')}"
-        env["RABBITMQ_MANAGEMENT_URL"] = vb.management_url
-        with _jupyterlab(tmp_path, env) as (base, token):
+        with _jupyterlab(tmp_path, kernel_env(vb)) as (base, token):
             yield f"{base}/lab/tree/flow.ipynb?token={token}", vb
 
 
@@ -164,8 +170,7 @@ def test_committed_diagrams_show_in_an_untrusted_notebook(tmp_path: Path):
                 soup = page.locator(".jp-OutputArea-output svg.flow-svg").count()
                 assert soup == 0, f"{name}: inline SVG in an untrusted output"
                 trusted = page.evaluate(
-                    "() => window.jupyterapp.shell.currentWidget.content.model"
-                    ".cells.get(0).trusted"
+                    "() => window.jupyterapp.shell.currentWidget.content.model.cells.get(0).trusted"
                 )
                 assert trusted is False, "the copy must be opened untrusted"
                 page.screenshot(path=str(ARTIFACTS / f"untrusted_{name}.png"))

@@ -15,15 +15,13 @@ A screenshot is kept in test-artifacts/ (git-ignored).
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from flow_support import private_vhost
-from test_browser import ARTIFACTS, REPO, _chromium, _jupyterlab
+from test_browser import ARTIFACTS, REPO, _chromium, _jupyterlab, kernel_env
 
 from helpers import Broker
 
@@ -42,11 +40,7 @@ def pin_lab(broker: Broker, tmp_path: Path) -> Iterator[str]:
     """A JupyterLab server on a copy of the pin notebook; yields the notebook's URL."""
     with private_vhost(broker, "pin") as vb:
         shutil.copy(REPO / "tests" / "pin_notebook.ipynb", tmp_path / "pin.ipynb")
-        env = dict(os.environ)
-        user, password = quote(vb.username, safe=""), quote(vb.password, safe="")
-        env["AMQP_URL"] = f"amqp://{user}:{password}@{vb.host}:{vb.port}/{quote(vb.vhost, safe='')}"
-        env["RABBITMQ_MANAGEMENT_URL"] = vb.management_url
-        with _jupyterlab(tmp_path, env) as (base, token):
+        with _jupyterlab(tmp_path, kernel_env(vb)) as (base, token):
             yield f"{base}/lab/tree/pin.ipynb?token={token}"
 
 
@@ -110,9 +104,12 @@ def test_pinned_diagram_stays_in_view_and_updates(pin_lab: str) -> None:
             except PlaywrightTimeout:
                 pytest.fail("no side panel with the diagram's SVG: diagram.pin() showed nothing")
             assert page.locator(PANEL).count() == 1
-            panel, notebook = _box(page, PANEL), page.evaluate(
-                f"() => {{ const r = {NOTEBOOK}.node.getBoundingClientRect();"
-                " return {x: r.x, y: r.y, width: r.width, height: r.height}; }"
+            panel, notebook = (
+                _box(page, PANEL),
+                page.evaluate(
+                    f"() => {{ const r = {NOTEBOOK}.node.getBoundingClientRect();"
+                    " return {x: r.x, y: r.y, width: r.width, height: r.height}; }"
+                ),
             )
             assert panel["x"] >= notebook["x"] + notebook["width"] - 1, (panel, notebook)
             assert panel["width"] > 300, "wide enough to read"
