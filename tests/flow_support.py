@@ -39,6 +39,13 @@ def connect(broker: Broker) -> pika.BlockingConnection:
     )
 
 
+def connect_named(broker: Broker, name: str) -> pika.BlockingConnection:
+    """A connection under the name a program's code would give it (`connection_name`)."""
+    return pika.BlockingConnection(
+        broker.connection_parameters(client_properties={"connection_name": name})
+    )
+
+
 def emptied_channel(vbroker: Broker, prefix: str) -> Iterator[BlockingChannel]:
     """A channel for one test; afterwards every `prefix` queue and exchange is deleted.
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 import pika
 import pytest
-from flow_support import private_vhost, static_svg
+from flow_support import connect_named, private_vhost, static_svg
 
 from helpers import Broker
 from helpers.view.svg import render_svg
@@ -36,12 +36,6 @@ ADDRESS = re.compile(r"\b\d{1,3}(\.\d{1,3}){3}:\d+\b")
 def vbroker(broker: Broker) -> Iterator[Broker]:
     with private_vhost(broker, "legible") as b:
         yield b
-
-
-def _connect(b: Broker, name: str) -> pika.BlockingConnection:
-    return pika.BlockingConnection(
-        b.connection_parameters(client_properties={"connection_name": name})
-    )
 
 
 def visible_text(svg: str) -> list[str]:
@@ -59,9 +53,9 @@ def drawn(diagram: FlowDiagram, later_s: float = 0.0) -> list[str]:
 
 
 def test_1_a_connection_of_less_than_a_second_has_its_name(vbroker):
-    with _connect(vbroker, "setup") as setup, FlowDiagram(vbroker, prefix=P + "names") as d:
+    with connect_named(vbroker, "setup") as setup, FlowDiagram(vbroker, prefix=P + "names") as d:
         setup.channel().queue_declare(P + "names", durable=True)  # the vhost goes at the end
-        with _connect(vbroker, "quick sender") as quick:  # opened and closed at once
+        with connect_named(vbroker, "quick sender") as quick:  # opened and closed at once
             quick.channel().basic_publish("", P + "names", b"hi")
         d.wait_until_caught_up()
         texts = drawn(d)
@@ -70,10 +64,10 @@ def test_1_a_connection_of_less_than_a_second_has_its_name(vbroker):
 
 
 def test_2_a_consumer_inside_one_cell_is_a_consumer(vbroker):
-    with _connect(vbroker, "setup") as setup, FlowDiagram(vbroker, prefix=P + "fruit") as d:
+    with connect_named(vbroker, "setup") as setup, FlowDiagram(vbroker, prefix=P + "fruit") as d:
         setup.channel().queue_declare(P + "fruit", durable=True)  # the vhost goes at the end
         setup.channel().basic_publish("", P + "fruit", b"apple")
-        with _connect(vbroker, "fruit eater") as eater:  # as chapter 03's cells do
+        with connect_named(vbroker, "fruit eater") as eater:  # as chapter 03's cells do
             channel = eater.channel()
             channel.basic_consume(P + "fruit", lambda *a: None, auto_ack=True, consumer_tag="f1")
             eater.process_data_events(0.3)
@@ -88,7 +82,7 @@ def test_2_a_consumer_inside_one_cell_is_a_consumer(vbroker):
 
 def test_2_one_program_is_one_box(vbroker):
     with FlowDiagram(vbroker, prefix=P + "jobs") as d:
-        with _connect(vbroker, "billing worker") as worker:
+        with connect_named(vbroker, "billing worker") as worker:
             channel = worker.channel()
             channel.queue_declare(P + "jobs", exclusive=True)
             channel.basic_publish("", P + "jobs", b"job")
@@ -100,10 +94,10 @@ def test_2_one_program_is_one_box(vbroker):
 
 
 def test_2_the_tutorials_own_check_is_named_as_such(vbroker):
-    with _connect(vbroker, "setup") as setup, FlowDiagram(vbroker, prefix=P + "checked") as d:
+    with connect_named(vbroker, "setup") as setup, FlowDiagram(vbroker, prefix=P + "checked") as d:
         setup.channel().queue_declare(P + "checked", durable=True)  # the vhost goes at the end
         setup.channel().basic_publish("", P + "checked", b"answer")
-        with _connect(vbroker, "ch99.check") as check:
+        with connect_named(vbroker, "ch99.check") as check:
             check.channel().basic_get(P + "checked", auto_ack=True)
         d.wait_until_caught_up()
         texts = drawn(d)
@@ -112,9 +106,9 @@ def test_2_the_tutorials_own_check_is_named_as_such(vbroker):
 
 
 def test_3_a_program_that_left_stays_while_its_counts_are_drawn(vbroker):
-    with _connect(vbroker, "setup") as setup, FlowDiagram(vbroker, prefix=P + "left") as d:
+    with connect_named(vbroker, "setup") as setup, FlowDiagram(vbroker, prefix=P + "left") as d:
         setup.channel().queue_declare(P + "left", durable=True)  # the vhost goes at the end
-        with _connect(vbroker, "one-shot sender") as sender:
+        with connect_named(vbroker, "one-shot sender") as sender:
             for _ in range(3):
                 sender.channel().basic_publish("", P + "left", b"hi")
         d.wait_until_caught_up()
@@ -127,7 +121,10 @@ def test_3_a_program_that_left_stays_while_its_counts_are_drawn(vbroker):
 
 def test_4_short_lived_reply_queues_are_accounted_for(vbroker):
     with FlowDiagram(vbroker, prefix=(P + "rpc", "amq.gen-")) as d:
-        with _connect(vbroker, "rpc server") as server, _connect(vbroker, "rpc client") as client:
+        with (
+            connect_named(vbroker, "rpc server") as server,
+            connect_named(vbroker, "rpc client") as client,
+        ):
             s, c = server.channel(), client.channel()
             s.queue_declare(P + "rpc", durable=True)  # outlives the server: only replies go
             reply_to = c.queue_declare("", exclusive=True).method.queue
@@ -156,7 +153,7 @@ def _get(channel, queue: str):
 
 
 def test_7_exact_names_draw_no_look_alikes(vbroker):
-    with _connect(vbroker, "celery-like") as conn:
+    with connect_named(vbroker, "celery-like") as conn:
         ch = conn.channel()
         for name, kind in (
             ("celery", "direct"),
@@ -177,7 +174,7 @@ def test_7_exact_names_draw_no_look_alikes(vbroker):
 
 
 def test_7_heartbeat_events_stay_out_of_the_log(vbroker):
-    with _connect(vbroker, "worker") as conn, FlowDiagram(vbroker, prefix="beats.") as d:
+    with connect_named(vbroker, "worker") as conn, FlowDiagram(vbroker, prefix="beats.") as d:
         ch = conn.channel()
         ch.exchange_declare("celeryev", "topic", auto_delete=True)
         ch.queue_declare("beats.events", exclusive=True)

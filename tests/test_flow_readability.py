@@ -16,7 +16,7 @@ from pathlib import Path
 import pika
 import pytest
 from diagram_checks import CHROMIUM, CHROMIUM_ARGS, measure, problems
-from flow_support import private_vhost
+from flow_support import connect_named, private_vhost
 
 from helpers import Broker
 from helpers.widgets import FlowDiagram
@@ -29,12 +29,6 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 def vbroker(broker: Broker) -> Iterator[Broker]:
     with private_vhost(broker, "read") as b:
         yield b
-
-
-def _connect(b: Broker, name: str) -> pika.BlockingConnection:
-    return pika.BlockingConnection(
-        b.connection_parameters(client_properties={"connection_name": name})
-    )
 
 
 def _shapes(channel) -> None:
@@ -77,7 +71,7 @@ def _rpc(b: Broker) -> list[pika.BlockingConnection]:
     Returns the connections, to be closed after the picture is taken (a program's boxes
     fade once it has hung up).
     """
-    client, server = _connect(b, "rpc client"), _connect(b, "rpc server")
+    client, server = connect_named(b, "rpc client"), connect_named(b, "rpc server")
     calls, answers = client.channel(), server.channel()
     answers.queue_declare(P + "rpc", exclusive=True)  # the server's; callers publish to it
     calls.queue_declare(P + "replies", exclusive=True)
@@ -106,7 +100,7 @@ def test_the_chapters_shapes_read_well(vbroker, name):
         "dlx": (P + "work", P + "dlx", P + "parking"),
         "rpc": (P + "rpc", P + "replies"),
     }[name]
-    with _connect(vbroker, "shapes") as conn:
+    with connect_named(vbroker, "shapes") as conn:
         with FlowDiagram(vbroker, prefix=prefix) as diagram:
             if name == "rpc":
                 programs = _rpc(vbroker)
