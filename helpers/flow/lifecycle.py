@@ -44,7 +44,9 @@ tests/unit/data/lifecycle-*.json by scripts/record_lifecycle_events.py):
   consumer_tag, prefetch_count, ack_required, exclusive, arguments, vhost.
   `consumer.deleted`: channel, queue, consumer_tag, vhost. A consumer still running when its
   channel or connection closes gets its consumer.deleted before channel.closed (classic and
-  quorum queues).
+  quorum queues). The teardown events of one close come from different processes, so
+  channel.closed may follow connection.closed (seen once on 4.3): the joiner keeps a
+  channel's connection until its own channel.closed.
 - `queue.created`: name, vhost, durable, auto_delete, exclusive, arguments, owner_pid ("" for
   a queue without an owner); 4.3 adds type, leader, members. `queue.deleted`: name, vhost
   (4.3 adds type); user_who_performed_action "rmq-internal" when an exclusive queue went with
