@@ -45,7 +45,7 @@ browser-deps:
 	@bash scripts/ensure_chromium.sh
 
 lint: setup
-	@$(VENV)/bin/ruff check helpers tests notebooks benchmarks scripts conftest.py
+	@$(VENV)/bin/ruff check helpers tests notebooks benchmarks scripts examples conftest.py
 
 # Run the notebooks against a broker you name (your Docker or cloud RabbitMQ):
 #   make test-broker AMQP_URL=amqp://user:password@host:5672/vhost

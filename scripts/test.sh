@@ -37,7 +37,7 @@ else
 fi
 
 say "ruff"
-$VENV/bin/ruff check helpers tests notebooks benchmarks scripts conftest.py ||
+$VENV/bin/ruff check helpers tests notebooks benchmarks scripts examples conftest.py ||
   { say "make test: $(elapsed) wall time (FAILED: ruff)"; exit 1; }
 
 # tests/unit needs no broker: recorded broker data drives the diagram's core. Where the
