@@ -2,16 +2,25 @@
 
 A learner who mistypes a password should read one sentence that says what to do, not a page
 of traceback. `TutorialError` renders itself as one line in IPython, and `explain()` turns
-the pika exceptions people actually meet into such a sentence.
+the pika exceptions people actually meet into such a sentence, from the error index
+(`helpers.error_index`, also docs/errors.md).
+
+In IPython, `install_error_hook()` (called when the helpers are imported) adds the index's
+line under the traceback of every broker or pika error the index knows, so a learner whose
+own cell fails (a 406 after forgetting `durable=True` on a re-run) reads what it means, the
+fix, and the chapter that explains it, without calling anything.
 """
 
 from __future__ import annotations
 
-import socket
+import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import pika.exceptions as pe
-from pika.adapters.utils.connection_workflow import AMQPConnectorStackTimeout
+
+from helpers.error_index import ErrorEntry, find_entry
+from helpers.error_rules import raised_by_pika, reply_text, root_cause
 
 INSTALL_HINT = (
     "Install RabbitMQ (Debian/Ubuntu: `sudo apt-get install rabbitmq-server`; macOS: "
@@ -61,73 +70,29 @@ class ManagementError(TutorialError):
 
 
 def explain(exc: BaseException) -> str:
-    """One sentence that says what went wrong with a connection and what to do about it."""
-    cause = _root_cause(exc)
+    """One sentence that says what went wrong and what to do about it.
 
-    if isinstance(cause, pe.ConnectionBlockedTimeout):
-        # First: it is an AMQPConnectionError, whose sentence below would blame the port.
-        return blocked_publishing(*_ask_alarms(exc))
-    if isinstance(cause, pe.ProbableAuthenticationError):
-        return (
-            "The broker refused the user name or password: check the credentials (the "
-            "private node's are in .rabbitmq/<kind>/credentials.json; `find_broker()` "
-            "returns them)."
-        )
-    if isinstance(cause, pe.ProbableAccessDeniedError):
-        return (
-            "The broker has no such virtual host, or this user may not use it: check the "
-            "vhost name (the default is '/') and the user's permissions."
-        )
-    if isinstance(cause, ConnectionRefusedError) or _mentions(cause, "refused"):
-        return (
-            "Nothing is listening on that host and port: start the broker "
-            "(`python -m helpers broker start`) or fix the port."
-        )
-    if isinstance(cause, socket.gaierror) or _mentions(cause, "getaddrinfo"):
-        return "That host name does not resolve: check the spelling of the host."
-    if _is_deprecated_feature(cause):
-        return (
-            "RabbitMQ refused a deprecated feature and closed the connection ("
-            + _reply_text(cause)
-            + "): on RabbitMQ 4 declare queues durable=True (or exclusive=True for temporary "
-            "ones), and use per-consumer prefetch instead of global_qos."
-        )
+    The sentence is the error index's entry for `exc` (`helpers.error_index`, also written
+    to docs/errors.md), naming the chapter that explains it; a blocked publish also says
+    which alarm blocks the broker now. An error the index does not know gets a generic
+    sentence.
+    """
+    cause = root_cause(exc)
+    entry = find_entry(exc)
+    if entry is not None and entry.key == "blocked":
+        return f"{blocked_publishing(*_ask_alarms(exc))} (chapter {entry.chapter})"
+    if entry is not None:
+        return entry.sentence(cause)
     if isinstance(cause, pe.ConnectionClosedByBroker):
         return (
-            f"The broker closed the connection ({cause.reply_code} {_reply_text(cause)}): "
+            f"The broker closed the connection ({cause.reply_code} {reply_text(cause)}): "
             "open a new connection."
         )
-    if isinstance(cause, pe.StreamLostError):
+    if isinstance(cause, pe.ChannelClosedByBroker):
         return (
-            "The connection was lost (the broker restarted or dropped it after missed "
-            "heartbeats, e.g. during a long callback): open a new connection; if it happened "
-            "while connecting, check the port is RabbitMQ's."
+            f"The broker closed the channel ({cause.reply_code} {reply_text(cause)}): open a "
+            "new channel with `connection.channel()`."
         )
-    if isinstance(cause, pe.IncompatibleProtocolError) or isinstance(
-        cause, pe.AMQPConnectionError
-    ):
-        return (
-            "Something answered on that port but did not speak AMQP: check the port "
-            "(5672 is AMQP, 15672 is the management web UI)."
-        )
-    if isinstance(cause, AMQPConnectorStackTimeout) and "AMQP handshake" in str(cause):
-        # `stack_timeout=` ran out after the TCP connect: something holds the port but never
-        # answers the AMQP greeting (an HTTP server waits for a request line that never comes).
-        return (
-            "Something accepted the connection but never completed the AMQP handshake: it is "
-            "probably not RabbitMQ, so check the port (5672 is AMQP, 15672 is the management "
-            "web UI)."
-        )
-    if isinstance(cause, (socket.timeout, TimeoutError, AMQPConnectorStackTimeout)):
-        return "The broker did not answer in time: check the host, the port and your network."
-    if isinstance(cause, IndexError) and _raised_by_url_parameters(cause):
-        # pika.URLParameters("garbage") (no scheme, no "//") fails with a bare IndexError.
-        return (
-            "pika could not parse that URL: write it as amqp://user:password@host:5672/vhost "
-            "(the default vhost '/' is written %2F)."
-        )
-    if isinstance(cause, ValueError):
-        return f"The connection settings are malformed ({cause}): fix them and try again."
     return f"{type(cause).__name__}: {cause}"
 
 
@@ -195,48 +160,73 @@ def _ask_alarms(exc: BaseException) -> tuple[list[str] | None, bool]:
         return None, False
 
 
-def _root_cause(exc: BaseException) -> BaseException:
-    """Unwrap pika's layers, e.g. AMQPConnectionError(AMQPConnectorSocketConnectError(OSError))."""
-    for _ in range(5):
-        inner = getattr(exc, "exception", None)  # pika's connector phase errors
-        if isinstance(inner, BaseException):
-            exc = inner
-            continue
-        if (
-            type(exc) is pe.AMQPConnectionError
-            and exc.args
-            and isinstance(exc.args[0], BaseException)
-        ):
-            exc = exc.args[0]
-            continue
-        break
-    return exc
+# -- IPython ----------------------------------------------------------------------------------
+
+# The exception types the hook is registered for. ValueError and IndexError only for what
+# pika raised (a malformed URL); the hook shows every other one exactly as IPython would.
+_HOOKED_TYPES: tuple[type[BaseException], ...] = (pe.AMQPError, ValueError, IndexError)
 
 
-def _reply_text(exc: BaseException) -> str:
-    text = getattr(exc, "reply_text", "") or str(exc)
-    return text.split(". ", 1)[0] if "deprecated" in text else text
+def index_entry_for(exc: BaseException) -> ErrorEntry | None:
+    """The index entry the hook shows for `exc`: only for pika's errors (raised by pika or a
+    pika exception type), never for a learner's own ValueError that merely looks alike."""
+    if not (isinstance(exc, pe.AMQPError) or raised_by_pika(exc)):
+        return None
+    return find_entry(exc)
 
 
-def _is_deprecated_feature(exc: BaseException) -> bool:
-    """RabbitMQ 4 closes the connection with 541 when a denied deprecated feature is used."""
-    return isinstance(exc, pe.ConnectionClosedByBroker) and "deprecated" in (
-        exc.reply_text or ""
-    ).lower()
+def install_error_hook() -> bool:
+    """Add the error index's line under the traceback of every pika error it knows.
 
+    Registers an IPython custom exception handler for pika's errors (and pika's ValueError
+    and IndexError). It keeps the usual traceback and appends one line, e.g.
+    "406 PRECONDITION_FAILED (inequivalent arg): ...; fix: ... (chapter 02)". What it does not
+    know it shows unchanged; an exception that renders itself (`_render_traceback_`, as
+    TutorialError does) keeps its own rendering; a ConnectionBlockedTimeout keeps the one
+    sentence that `helpers.alarms.install_ipython_handler` shows (that handler, installed
+    later by `find_broker()`, wraps this one). A handler registered before keeps working for
+    the exceptions it handles. Nothing of it runs for a cell that does not raise, so the
+    outputs nbval compares stay the same. True when installed; False outside IPython. Safe
+    to call again.
+    """
+    ipython = sys.modules.get("IPython")  # not imported: not in IPython (and not worth importing)
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return False
+    if getattr(shell, "_tutorial_error_hook", False):
+        return True
+    before = tuple(shell.custom_exceptions or ())
+    previous = shell.CustomTB if before else None
 
-def _mentions(exc: BaseException, word: str) -> bool:
-    return word in str(exc).lower()
+    def show_with_index_line(
+        self: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None
+    ) -> None:
+        if previous is not None and issubclass(etype, before):
+            return previous(etype, value, tb, tb_offset)
+        try:
+            entry = None if hasattr(value, "_render_traceback_") else index_entry_for(value)
+            if isinstance(value, pe.ConnectionBlockedTimeout):
+                stb = [f"{etype.__name__}: {explain(value)}"]
+            elif entry is not None:
+                stb = self.InteractiveTB.structured_traceback(
+                    etype, value, tb, tb_offset=tb_offset
+                )
+                stb = [*stb, entry.one_line(value)]
+            else:
+                stb = None
+        except Exception:  # never lose the learner's error over the line we wanted to add
+            stb = None
+        if stb is None:
+            self.showtraceback((etype, value, tb), tb_offset=tb_offset)
+            return None
+        # What showtraceback does first: sys.last_value is the error of the last failed cell
+        # (chapter 07's check reads it), and %debug and %tb find it there.
+        self._get_exc_info((etype, value, tb))
+        self._showtraceback(etype, value, stb)
+        if self.call_pdb:  # what showtraceback does after showing it (%pdb on)
+            self.debugger(force=True)
+        return None
 
-
-def _raised_by_url_parameters(exc: BaseException) -> bool:
-    """True when the traceback of `exc` passes through `pika.URLParameters.__init__`."""
-    tb = exc.__traceback__
-    while tb is not None:
-        frame = tb.tb_frame
-        if frame.f_code.co_name == "__init__" and type(frame.f_locals.get("self")).__name__ == (
-            "URLParameters"
-        ):
-            return True
-        tb = tb.tb_next
-    return False
+    shell.set_custom_exc(before + _HOOKED_TYPES, show_with_index_line)
+    shell._tutorial_error_hook = True
+    return True
