@@ -148,3 +148,31 @@ def test_an_earlier_runs_connection_is_closed_and_the_current_one_passes(broker,
     assert again.passed and "older" not in again.message
     with pytest.raises(pika.exceptions.AMQPError):
         first.channel()  # the broker closed the earlier one
+
+
+def test_a_second_wrong_attempt_gets_its_own_hint(broker, params, opened):
+    # Attempt 1: the right name, one channel, left open. Attempt 2: two channels, but the
+    # name mistyped; attempt 1's connection is still open (assigning again closes nothing).
+    name = NAME + ".second"
+    first = _open(params, name, channels=1)
+    opened.append(first)
+    assert "carries 1 channel," in ch01.check_exercise(broker, first, name=name).message
+    second = _open(params, name + "-typo", channels=2)
+    opened.append(second)
+    result = ch01.check_exercise(broker, second, name=name)
+    assert not result.passed
+    assert "its name is" in result.message and "channel," not in result.message
+
+
+def test_a_right_attempt_after_a_wrong_one_passes(broker, params, opened):
+    # Attempt 1 (one channel) is left open under the same name: the check judges attempt 2,
+    # the connection in exercise_connection, and closes attempt 1's.
+    name = NAME + ".fixed"
+    first = _open(params, name, channels=1)
+    opened.append(first)
+    assert "carries 1 channel," in ch01.check_exercise(broker, first, name=name).message
+    second = _open(params, name, channels=2)
+    opened.append(second)
+    result = ch01.check_exercise(broker, second, name=name)
+    assert result.passed, result.message
+    assert "closed 1 older connection" in result.message

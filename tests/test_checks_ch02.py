@@ -82,7 +82,8 @@ def test_missing_queue(broker, channel):
 
 
 def test_non_durable_queue(broker, channel):
-    # Exclusive: RabbitMQ 4 refuses a queue that is neither durable nor exclusive (541).
+    # Exclusive: RabbitMQ 4.3 and newer refuse a queue that is neither durable nor exclusive
+    # by default (541).
     _declare(channel, durable=False, exclusive=True)
     result = _check(broker, [])
     assert not result.passed and "not durable" in result.message
@@ -163,3 +164,63 @@ def test_each_mistake_gets_its_hint(broker, channel, changes, body, words):
     assert not result.passed
     assert words in result.message
     assert repr(result).startswith("❌")
+
+
+def _start_over(channel, **declare) -> None:
+    """The exercise's cell begins so: delete the queue, declare it again."""
+    channel.queue_delete(queue=QUEUE)
+    _declare(channel, **declare)
+
+
+def test_a_second_wrong_attempt_gets_its_own_hint(broker, channel):
+    _start_over(channel)
+    refused = _publish_all(channel, delivery_mode=pika.DeliveryMode.Transient)
+    assert "transient" in _check(broker, refused).message
+    channel = channel.connection.channel()  # a cell opens a channel of its own
+    _start_over(channel)
+    refused = _publish_all(channel, content_type="text/plain")
+    second = _check(broker, refused)
+    assert not second.passed
+    assert "content_type" in second.message and "transient" not in second.message
+
+
+def test_a_rerun_without_deleting_is_named_before_the_earlier_runs_messages(broker, channel):
+    # Attempt 1 publishes transient orders; attempt 2 fixes that but does not delete the
+    # queue first, so the full queue refuses all five: the queue holds attempt 1's messages.
+    _start_over(channel)
+    refused = _publish_all(channel, delivery_mode=pika.DeliveryMode.Transient)
+    assert "transient" in _check(broker, refused).message
+    channel = channel.connection.channel()
+    _declare(channel)
+    refused = _publish_all(channel)
+    assert len(refused) == 5
+    second = _check(broker, refused)
+    assert not second.passed
+    assert "earlier run" in second.message and "transient" not in second.message
+    assert _check(broker, refused).message == second.message  # checking twice
+
+
+def test_new_messages_beside_ones_an_earlier_check_read(broker, channel):
+    # Attempt 1 publishes one order only (transient); attempt 2 publishes the others into
+    # the same queue without deleting it first.
+    _start_over(channel)
+    _publish_all(channel, orders=ch02.ORDERS[:1], delivery_mode=pika.DeliveryMode.Transient)
+    assert "transient" in _check(broker, []).message
+    channel = channel.connection.channel()
+    refused = _publish_all(channel, orders=ch02.ORDERS[1:])
+    second = _check(broker, refused)
+    assert not second.passed
+    assert "an earlier check already read" in second.message
+    assert "queue_delete" in second.message and "transient" not in second.message
+
+
+def test_a_right_attempt_after_a_wrong_one_passes(broker, channel):
+    _start_over(channel)
+    refused = _publish_all(channel, confirm=False)
+    assert "confirm mode" in _check(broker, refused).message
+    channel = channel.connection.channel()  # a cell opens a channel of its own
+    _start_over(channel)
+    refused = _publish_all(channel)
+    result = _check(broker, refused)
+    assert result.passed, result.message
+    assert _check(broker, refused).passed

@@ -96,3 +96,38 @@ def test_consumer_left_behind_names_the_with_block(broker, channel):
     result = ch03.check_exercise(broker, total, QUEUE)
     assert not result.passed and "with block" in result.message
     channel.cancel()
+
+
+def _start_over(channel) -> None:
+    """What the notebook's start_over() does: the queue afresh, with the six jobs."""
+    channel.queue_delete(queue=QUEUE)
+    channel.queue_declare(queue=QUEUE, durable=True)
+    for job in ch03.JOBS:
+        channel.basic_publish(exchange="", routing_key=QUEUE, body=job)
+
+
+def test_a_second_wrong_attempt_gets_its_own_hint(broker, connection, channel):
+    worker = connection.channel()
+    total = _work(worker, ack=False)
+    worker.close()  # the end of the attempt's with block: the jobs go back
+    assert "back in" in ch03.check_exercise(broker, total, QUEUE).message
+    worker = connection.channel()
+    _start_over(worker)
+    total = _work(worker, limit=2)
+    worker.close()
+    second = ch03.check_exercise(broker, total, QUEUE)
+    assert not second.passed
+    assert "still waiting" in second.message and "back in" not in second.message
+
+
+def test_a_right_attempt_after_a_wrong_one_passes(broker, connection, channel):
+    worker = connection.channel()
+    total = _work(worker, cancel=False)
+    assert "channel.cancel()" in ch03.check_exercise(broker, total, QUEUE).message
+    worker.close()
+    worker = connection.channel()
+    _start_over(worker)
+    total = _work(worker)
+    worker.close()
+    result = ch03.check_exercise(broker, total, QUEUE)
+    assert result.passed, result.message

@@ -109,3 +109,29 @@ def test_the_type_hint_warns_about_406(broker, channel):
 def test_checking_twice_gives_the_same_answer(broker, channel):
     _build(channel, "topic", "*.critical", "kern.#")
     assert _check(broker).message == _check(broker).message
+
+
+def _start_over(channel) -> None:
+    """The exercise's cell, run again: delete what the earlier attempt made first."""
+    channel.exchange_delete(exchange=EXCHANGE)
+    for queue in (CRITICAL, KERN):
+        channel.queue_delete(queue=queue)
+
+
+def test_a_second_wrong_attempt_gets_its_own_hint(broker, channel):
+    _build(channel, "topic", "*.critical", "kern.#")
+    assert "'*.critical' misses" in _check(broker).message
+    _start_over(channel)
+    _build(channel, "topic", "#.critical", "kern.*")
+    second = _check(broker)
+    assert not second.passed
+    assert "'kern.*' misses" in second.message and "critical' misses" not in second.message
+
+
+def test_a_right_attempt_after_a_wrong_one_passes(broker, channel):
+    _build(channel, "direct", "critical", "kern")
+    assert "direct exchange" in _check(broker).message
+    _start_over(channel)
+    _build(channel, "topic", "#.critical", "kern.#")
+    result = _check(broker)
+    assert result.passed, result.message

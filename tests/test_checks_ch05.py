@@ -51,6 +51,8 @@ def _answer(ch, poison: str = "reject", orders: str = "ack") -> None:
             ch.basic_reject(method.delivery_tag, requeue=False)
         elif action == "ack":
             ch.basic_ack(method.delivery_tag)
+        elif action == "requeue":
+            ch.basic_reject(method.delivery_tag)  # requeue=True by default
 
 
 def _check(broker):
@@ -152,3 +154,43 @@ def test_nothing_consumed(broker, channel):
     result = _check(broker)
     assert not result.passed
     assert "4 message(s) still wait" in result.message and "requeue=False" in result.message
+
+
+def _start_over(ch) -> None:
+    """The exercise's cell begins so: delete the three, so that it can run again."""
+    for queue in (ORDERS, PARKED):
+        ch.queue_delete(queue)
+    ch.exchange_delete(DLX)
+
+
+def test_a_second_wrong_attempt_gets_its_own_hint(broker, connection, channel):
+    _topology(channel)
+    worker = connection.channel()
+    _answer(worker, poison="requeue")  # basic_reject's default: the poison comes back
+    worker.close()
+    assert "'poison' is back in" in _check(broker).message
+    channel = connection.channel()
+    _start_over(channel)
+    _topology(channel)
+    worker = connection.channel()
+    _answer(worker, orders="none")
+    worker.close()
+    second = _check(broker)
+    assert not second.passed
+    assert "never acked" in second.message and "poison" not in second.message
+
+
+def test_a_right_attempt_after_a_wrong_one_passes(broker, connection, channel):
+    _topology(channel)
+    worker = connection.channel()
+    _answer(worker, orders="reject")
+    worker.close()
+    assert "holds 4 messages" in _check(broker).message
+    channel = connection.channel()
+    _start_over(channel)
+    _topology(channel)
+    worker = connection.channel()
+    _answer(worker)
+    worker.close()
+    result = _check(broker)
+    assert result.passed, result.message

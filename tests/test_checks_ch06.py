@@ -176,3 +176,17 @@ def test_the_check_leaves_nothing_behind(broker, params):
         channel = connection.channel()
         with pytest.raises(pika.exceptions.ChannelClosedByBroker):
             channel.queue_declare(QUEUE, passive=True)
+
+
+def test_a_second_wrong_client_gets_its_own_hint(broker, params):
+    first = check(broker, make_client(params, deadline=False))
+    assert not first.passed and "waits forever" in first.message
+    second = check(broker, make_client(params, check_id=False))
+    assert not second.passed
+    assert "another call" in second.message and "waits forever" not in second.message
+
+
+def test_a_right_client_after_a_wrong_one_passes(broker, params):
+    assert "without reply_to" in check(broker, make_client(params, reply_to=False)).message
+    result = check(broker, make_client(params))
+    assert result.passed, result.message

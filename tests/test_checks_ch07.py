@@ -4,6 +4,7 @@ wrong offset."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import pika
@@ -140,3 +141,57 @@ def test_read_from_the_start_bytes_and_wrong_offset(broker, stream):
 def test_reading_in_the_check_removes_nothing(broker, stream):
     for _ in range(2):
         assert ch07._stream_bodies(broker, STREAM) == list(ch07.EVENTS)
+
+
+def _prefetch_refusal() -> Exception:
+    return pika.exceptions.ChannelClosedByBroker(
+        406,
+        "PRECONDITION_FAILED - consumer prefetch count is not set for stream queue "
+        f"'{STREAM}' in vhost '/'",
+    )
+
+
+def test_an_attempt_without_error_is_not_judged_by_the_earlier_error(broker, stream, monkeypatch):
+    # Attempt 1 had no basic_qos: the broker refused its consumer, and IPython kept the error.
+    # Attempt 2 had a prefetch but no offset: no error, nothing read. IPython still holds
+    # attempt 1's error in sys.last_value.
+    monkeypatch.setattr(sys, "last_value", _prefetch_refusal(), raising=False)
+    first_read: list[str] = []
+    first = ch07.check_exercise(broker, first_read, stream=STREAM)
+    assert not first.passed and "basic_qos" in first.message
+    again = ch07.check_exercise(broker, first_read, stream=STREAM)  # checking twice
+    assert again.message == first.message
+    second_read: list[str] = []  # the cell ran again: a new list
+    second = ch07.check_exercise(broker, second_read, stream=STREAM)
+    assert not second.passed
+    assert "'next'" in second.message and "basic_qos" not in second.message
+    assert ch07.check_exercise(broker, second_read, stream=STREAM).message == second.message
+
+
+def test_a_second_refusal_chooses_the_second_hint(broker, stream, monkeypatch, params):
+    monkeypatch.setattr(sys, "last_value", _prefetch_refusal(), raising=False)
+    assert "basic_qos" in ch07.check_exercise(broker, [], stream=STREAM).message
+
+    def consume(channel):
+        channel.basic_qos(prefetch_count=5)
+        channel.basic_consume(STREAM, lambda *a: None, auto_ack=True)
+
+    monkeypatch.setattr(sys, "last_value", _refusal(params, consume), raising=False)
+    second = ch07.check_exercise(broker, [], stream=STREAM)
+    assert not second.passed and "auto_ack" in second.message
+
+
+def test_a_right_attempt_after_a_refused_one_passes(broker, stream, monkeypatch):
+    monkeypatch.setattr(sys, "last_value", _prefetch_refusal(), raising=False)
+    assert "basic_qos" in ch07.check_exercise(broker, [], stream=STREAM).message
+    read = list(ch07.EVENTS[ch07.OFFSET :])
+    result = ch07.check_exercise(broker, read, stream=STREAM)
+    assert result.passed, result.message
+
+
+def test_a_second_wrong_stream_gets_its_own_hint(broker, connection):
+    _declare(connection, kind="classic")
+    assert "classic queue" in check(broker, []).message
+    _declare(connection)  # the cell starts by deleting the queue
+    second = check(broker, list(ch07.EVENTS))
+    assert not second.passed and "from the start" in second.message

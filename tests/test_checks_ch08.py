@@ -160,3 +160,16 @@ def test_lost_ack_redelivery_counts_as_a_duplicate():
     run = ch08._Run(processed=["order-1", "order-2", "order-3", "order-4", "order-4"])
     result = ch08._judge(run)
     assert not result.passed and "after a lost ack" in result.message
+
+
+def test_a_second_wrong_handler_gets_its_own_hint(broker):
+    assert "not on the body" in _check(broker, dedupe_on_body).message
+    second = _check(broker, ack_first)
+    assert not second.passed
+    assert "before its work was done" in second.message and "not on the body" not in second.message
+
+
+def test_a_right_handler_after_a_wrong_one_passes(broker):
+    assert "order-3 was never processed" in _check(broker, seen_before_work).message
+    result = _check(broker, solution)
+    assert result.passed, result.message

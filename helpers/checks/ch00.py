@@ -3,19 +3,31 @@
 The exercise asks the learner to build the smallest piece of topology that works: a durable
 queue `ch00.exercise`, bound to the chapter's exchange `ch00.greetings` with the routing key
 `practice`, holding a message that went through that exchange. The check reads the broker's
-real state through the management API, in the order a learner builds it, and names the
-first thing that is missing or wrong. It never routes anything itself.
+real state, in the order a learner builds it, and names the first thing that is missing or
+wrong. It never routes anything itself.
 
-The mistakes it names on their own: a queue that is not durable (RabbitMQ 4 refuses it and
-closes the connection, so the queue is missing; older brokers create it), the lesson's key
-`hello` (or another) instead of `practice`, and a message sent straight to the queue through
-the default exchange instead of through `ch00.greetings`.
+The mistakes it names on their own: a queue that is not durable (RabbitMQ 4.3 and newer
+refuse it by default and close the connection, so the queue is missing; 4.0-4.2 only warn in
+their log, and 3.x or a build that permits the deprecated feature `transient_nonexcl_queues`
+creates it), the lesson's key `hello` (or another) instead of `practice`, a message sent
+straight to the queue through the default exchange instead of through `ch00.greetings`, and a
+message published with another routing key (dropped, or routed by a binding an earlier
+attempt left).
+
+The latest attempt: queues and bindings are what the broker holds now, whatever attempt made
+them. Messages pile up across attempts, so the check judges the newest message in the queue
+(the last one published; a queue is first in, first out). When it finds that message wrong,
+it takes every message it looked at out of the queue (they all came from attempts it has
+judged), so that the next check sees only what the learner publishes after it: a publish
+that matched no binding then gets the "holds no message" hint instead of the hint about an
+earlier attempt. A passing message is put back, so checking again passes again.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+
+import pika
 
 from helpers.broker import Broker
 from helpers.checks import CheckResult, hint, passed
@@ -23,7 +35,10 @@ from helpers.checks import CheckResult, hint, passed
 EXCHANGE = "ch00.greetings"
 QUEUE = "ch00.exercise"
 ROUTING_KEY = "practice"
-PEEK = 100  # messages looked at (and put back) to see which exchange they came through
+PEEK = 100  # messages looked at (and put back, or taken out) at most
+# (vhost, queue) of the queues this check emptied after a wrong message: the next "holds no
+# message" hint says so, because the learner may not know that the check took it out.
+_EMPTIED: set[tuple[str, str]] = set()
 
 
 def check_exercise(
@@ -33,8 +48,8 @@ def check_exercise(
     routing_key: str = ROUTING_KEY,
     wait_s: float = 2.0,
 ) -> CheckResult:
-    """Is `queue` durable, bound to `exchange` with `routing_key`, and does it hold a message
-    that came through `exchange`?
+    """Is `queue` durable, bound to `exchange` with `routing_key`, and is its newest message
+    one that came through `exchange` with `routing_key`?
 
     Why wait: a publish without confirms has no reply, so the check may run a moment before
     the queue has the message; it polls the queue's live count for up to `wait_s` seconds
@@ -49,9 +64,10 @@ def check_exercise(
     info = api.queue(queue, broker.vhost)
     if info is None:
         return hint(
-            f"There is no queue named {queue!r} yet: declare it with durable=True (RabbitMQ 4 "
-            "refuses a queue that is neither durable nor exclusive and closes the connection; "
-            "an exclusive queue disappears when your `with` block closes the connection)."
+            f"There is no queue named {queue!r} yet: declare it with durable=True (RabbitMQ "
+            "4.3 and newer refuse a queue that is neither durable nor exclusive by default, and "
+            "close the connection; an exclusive queue disappears when your `with` block closes "
+            "the connection)."
         )
     if not info.get("durable"):
         return hint(
@@ -79,22 +95,79 @@ def check_exercise(
         )
 
     if _wait_for_message(broker, queue, wait_s) == 0:
-        return hint(
-            f"{queue!r} is bound correctly but holds no message: publish one to the exchange "
-            f"{exchange!r} with the routing key {routing_key!r}."
+        since = (
+            " since the check took out the one it judged"
+            if (broker.vhost, queue) in _EMPTIED
+            else ""
         )
-    sources = {m.get("exchange", "") for m in _peek(broker, queue)}
-    if sources and exchange not in sources:
-        if "" in sources:
-            return hint(
-                f"Your message went straight to {queue!r} through the default exchange "
-                f'(exchange="", routing key = the queue\'s name), not through {exchange!r}: '
-                f"publish to the exchange {exchange!r}, so that your binding routes it."
-            )
-        found = ", ".join(repr(s) for s in sorted(sources))
         return hint(
-            f"The messages in {queue!r} came through {found}, not through {exchange!r}: "
-            f"publish to the exchange {exchange!r}."
+            f"{queue!r} is bound correctly but holds no message{since}: publish one to the "
+            f"exchange {exchange!r} with the routing key {routing_key!r} (a message whose "
+            "routing key matches no binding is dropped)."
+        )
+    return _judge_newest(broker, exchange, queue, routing_key, keys)
+
+
+def _judge_newest(
+    broker: Broker, exchange: str, queue: str, routing_key: str, keys: list[str]
+) -> CheckResult:
+    """Read the queue's messages without acknowledging them and judge the newest one.
+
+    Passed: closing the connection puts them all back, in their order. A hint: they are all
+    acknowledged (taken out), so that the next check judges only newer messages.
+    """
+    params = broker.connection_parameters(client_properties={"connection_name": "ch00.check"})
+    with pika.BlockingConnection(params) as connection:
+        channel = connection.channel()
+        taken = []
+        for _ in range(PEEK):
+            method, _properties, _body = channel.basic_get(queue=queue, auto_ack=False)
+            if method is None:
+                break
+            taken.append(method)
+        if not taken:
+            return hint(
+                f"The message in {queue!r} is held by a consumer that has not acknowledged it: "
+                "close that consumer's connection, then run the check again."
+            )
+        result = _verdict(taken[-1], exchange, queue, routing_key, keys)
+        if result.passed:
+            _EMPTIED.discard((broker.vhost, queue))
+        else:
+            channel.basic_ack(delivery_tag=taken[-1].delivery_tag, multiple=True)
+            _EMPTIED.add((broker.vhost, queue))
+        return result
+
+
+def _verdict(
+    newest: pika.spec.Basic.GetOk, exchange: str, queue: str, routing_key: str, keys: list[str]
+) -> CheckResult:
+    took_out = (
+        f" (The check took the messages it looked at out of {queue!r}, so that the next check "
+        "sees only what you publish after this one.)"
+    )
+    if newest.exchange == "":
+        return hint(
+            f"Your latest message went straight to {queue!r} through the default exchange "
+            f'(exchange="", routing key = the queue\'s name), not through {exchange!r}: '
+            f"publish to the exchange {exchange!r}, so that your binding routes it." + took_out
+        )
+    if newest.exchange != exchange:
+        return hint(
+            f"Your latest message in {queue!r} came through {newest.exchange!r}, not through "
+            f"{exchange!r}: publish to the exchange {exchange!r}." + took_out
+        )
+    if newest.routing_key != routing_key:
+        others = [k for k in keys if k != routing_key]
+        left = (
+            f" It reached {queue!r} through the binding {newest.routing_key!r}, left from an "
+            "earlier attempt: remove it with channel.queue_unbind(...)."
+            if newest.routing_key in others
+            else ""
+        )
+        return hint(
+            f"Your latest message came through {exchange!r} with the routing key "
+            f"{newest.routing_key!r}, but the exercise asks for {routing_key!r}.{left}" + took_out
         )
     return passed(
         f"{queue} is bound to {exchange} with the key {routing_key!r}, and the broker routed "
@@ -113,10 +186,3 @@ def _wait_for_message(broker: Broker, queue: str, wait_s: float) -> int:
         if total or time.monotonic() >= deadline:
             return total
         time.sleep(0.1)
-
-
-def _peek(broker: Broker, queue: str) -> list[dict[str, Any]]:
-    """The ready messages of `queue`, read and put back (the management UI's "Get messages"
-    with "Nack message requeue true"): each says which exchange it was published to.
-    Unacked messages (held by a consumer) are not seen; then the answer is empty."""
-    return broker.management.peek(queue, broker.vhost, count=PEEK)

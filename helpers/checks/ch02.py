@@ -10,6 +10,15 @@ Whether confirm mode was used is observable: without it `basic_publish` never fa
 the real queue (its durability and arguments from the management API, its messages with
 `basic_get` without acknowledging them, so they go back when the check's connection closes)
 and compares what it holds with `refused`. Checking twice gives the same answer.
+
+The latest attempt: the exercise's cell starts by deleting the queue, so the queue holds what
+its last run published, and `refused` is what that run collected. A cell run again without
+deleting the queue leaves the earlier run's messages in it; the check says so before it
+judges any message, so that its hint is about the latest run and not about an earlier one's
+messages. Two signs give it away: `refused` names orders the queue holds (the full queue
+refused this run's copies), or the queue holds messages an earlier check has read (the broker
+marks them `redelivered` when the check's connection puts them back) beside ones no check has
+read yet.
 """
 
 from __future__ import annotations
@@ -65,8 +74,11 @@ def check_exercise(broker: Broker, refused: object, queue: str = QUEUE) -> Check
     messages = _peek(broker, queue)
     if not messages:
         return hint(f"{queue!r} is empty: publish the orders to it (exchange='').")
+    earlier = _earlier_run(messages, refused, queue)
+    if earlier is not None:
+        return earlier
     held: list[int] = []
-    for properties, body in messages:
+    for _redelivered, properties, body in messages:
         problem = _judge(properties, body)
         if isinstance(problem, CheckResult):
             return problem
@@ -80,8 +92,41 @@ def check_exercise(broker: Broker, refused: object, queue: str = QUEUE) -> Check
     return _compare(set(held), refused, queue)
 
 
-def _peek(broker: Broker, queue: str) -> list[tuple[pika.BasicProperties, bytes]]:
-    """Every message of `queue`, read without an ack: closing the connection puts them back."""
+def _earlier_run(
+    messages: list[tuple[bool, pika.BasicProperties, bytes]], refused: object, queue: str
+) -> CheckResult | None:
+    """A hint when the queue holds messages of a run before the latest one, else None."""
+    held = {order_id for _r, _p, body in messages if (order_id := _order_id(body)) is not None}
+    said = _refused_ids(refused) or set()
+    both = sorted(held & said)
+    if both:
+        return hint(
+            f"`refused` lists order(s) {_ids(both)}, but {queue!r} holds them: they were taken "
+            "by an earlier run of your cell, and refused this time because the queue was full. "
+            "Start your cell by deleting the queue, so that each run starts over."
+        )
+    seen = sum(1 for redelivered, _p, _b in messages if redelivered)
+    if 0 < seen < len(messages):
+        return hint(
+            f"{queue!r} holds {seen} message(s) that an earlier check already read, beside "
+            f"{len(messages) - seen} new one(s): your cell ran again and added to what an "
+            "earlier run published. Start your cell by deleting the queue "
+            "(channel.queue_delete), so that each run starts over."
+        )
+    return None
+
+
+def _order_id(body: bytes) -> int | None:
+    try:
+        order = json.loads(body)
+    except ValueError:
+        return None
+    return order.get("order_id") if isinstance(order, dict) and order in ORDERS else None
+
+
+def _peek(broker: Broker, queue: str) -> list[tuple[bool, pika.BasicProperties, bytes]]:
+    """Every message of `queue` (redelivered?, properties, body), read without an ack:
+    closing the connection puts them back, marked redelivered."""
     params = broker.connection_parameters(client_properties={"connection_name": "ch02.check"})
     with pika.BlockingConnection(params) as connection:
         channel = connection.channel()
@@ -91,7 +136,7 @@ def _peek(broker: Broker, queue: str) -> list[tuple[pika.BasicProperties, bytes]
             method, properties, body = channel.basic_get(queue=queue, auto_ack=False)
             if method is None:  # a consumer of the learner's took it meanwhile
                 break
-            messages.append((properties, body))
+            messages.append((bool(method.redelivered), properties, body))
     return messages
 
 
@@ -143,13 +188,6 @@ def _compare(held: set[int], refused: object, queue: str) -> CheckResult:
             "(channel.confirm_delivery()) learns that the broker refused a message: its "
             "basic_publish then raises pika.exceptions.NackError. Collect those orders in "
             "refused."
-        )
-    both = sorted(held & said)
-    if both:
-        return hint(
-            f"`refused` lists order(s) {_ids(both)}, but {queue!r} holds them: they were taken "
-            "by an earlier run of your cell, and refused this time because the queue was full. "
-            "Start your cell by deleting the queue, so that each run starts over."
         )
     lost = [i for i in missing if i not in said]
     if lost:

@@ -14,11 +14,21 @@ type is looked at; elsewhere 406 "invalid property 'non-durable'"). IPython keep
 error a cell raised in `sys.last_value`; the check looks at it only when it is a broker's
 refusal that names the exercise's stream (or is the 541 of a refused non-durable queue), so a
 stale error of some other cell never chooses the hint.
+
+The latest attempt: the stream is what the learner's last run left (the cell starts by
+deleting it), and `read` is what that run read. `sys.last_value` is different: IPython keeps
+it until another cell fails, so after an attempt that raised, a later attempt that raised
+nothing would still be judged by the earlier error (say "no prefetch" again for a run that
+had a prefetch but read from 'next'). So the check remembers the error and the `read` it saw
+last: the same error object with another `read` (a new list, or other contents) means the
+learner's cell ran again without raising, and from then on that error chooses no hint. The
+same error and the same `read` mean nothing ran in between: the same answer as before.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 import pika
 import pika.exceptions
@@ -32,6 +42,19 @@ OFFSET = 6
 _LAST = object()  # "use the error the learner's last failed cell raised"
 
 
+@dataclass
+class _Seen:
+    """What the last check that read `sys.last_value` saw."""
+
+    error: object
+    read: object
+    contents: object
+    stale: bool  # whether the error came before the run that made `read`
+
+
+_SEEN: _Seen | None = None
+
+
 def check_exercise(
     broker: Broker, read: object, error: object = _LAST, stream: str = STREAM
 ) -> CheckResult:
@@ -42,7 +65,7 @@ def check_exercise(
     stream), then what it holds, then what the learner read.
     """
     if error is _LAST:
-        error = getattr(sys, "last_value", None)
+        error = _latest_error(read)
     refusal = _refusal(error, stream)
     info = broker.management.queue(stream, broker.vhost)
     if info is None:
@@ -118,6 +141,19 @@ def check_exercise(
         f"event-9 from offset {OFFSET}. The stream still holds all ten: reading a stream "
         "removes nothing."
     )
+
+
+def _latest_error(read: object) -> object:
+    """`sys.last_value`, unless the learner's cell has run again since it was raised."""
+    global _SEEN
+    error = getattr(sys, "last_value", None)
+    contents = tuple(read) if isinstance(read, list) else None
+    stale = False
+    if error is not None and _SEEN is not None and error is _SEEN.error:
+        same_run = read is _SEEN.read and contents == _SEEN.contents
+        stale = _SEEN.stale or not same_run
+    _SEEN = _Seen(error, read, contents, stale)
+    return None if stale else error
 
 
 def _refusal(error: object, stream: str) -> str | None:
