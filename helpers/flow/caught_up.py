@@ -43,11 +43,17 @@ class Verdict:
         return self.caught
 
 
-def disagreement(topology: Topology, exact: ExactCounts | None, pending: int) -> str | None:
-    """What in one read keeps the API's picture from matching the queues; None if nothing."""
+def disagreement(
+    topology: Topology, exact: ExactCounts | None, pending: int, drawn: Collection[str] = ()
+) -> str | None:
+    """What in one read keeps the API's picture from matching the queues; None if nothing.
+
+    Only the queues the diagram draws count: a consumer elsewhere in the vhost (a learner's
+    worker from examples/ in a terminal) that the API lists without its connection is not
+    what the picture waits for."""
     if exact is None:
         return "the queues did not answer"
-    unnamed = [c.tag for c in topology.consumers if not c.connection]
+    unnamed = [c.tag for c in topology.consumers if not c.connection and c.queue in drawn]
     if unnamed:
         return f"consumer {unnamed[0]} is listed without its connection yet"
     listed = Counter(c.queue for c in topology.consumers)
@@ -115,7 +121,7 @@ class CatchUp:
         first = self.previous is None
         changed = topology != self.previous
         self.previous = topology
-        why = disagreement(topology, exact, pending)
+        why = disagreement(topology, exact, pending, drawn)
         if why is not None:
             return Verdict(False, why)
         if first or changed:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 from recorded import arrivals, load, names
@@ -17,6 +18,7 @@ from helpers.flow.events import decode, encode
 from helpers.flow.firehose import KEEP_EACH, compact
 from helpers.flow.lifecycle import EventJoiner
 from helpers.flow.state import DEFAULT_EXCHANGE, DIRECT_REPLY_TO, FlowState
+from helpers.flow.topology import Consumer
 from helpers.view.layout import place
 from helpers.view.scene import picture_of
 from helpers.view.svg import render_svg
@@ -212,14 +214,14 @@ def judge_all(name: str, hold_s: float = 2.0) -> list[bool]:
 def test_caught_up_only_when_the_api_agrees_with_the_queues(name):
     verdicts = judge_all(name)
     assert verdicts[-1], f"{name}: the recorded reads never settled"
-    for ok, (_at, topo, exact, _drawn) in zip(verdicts, readings(name), strict=True):
+    for ok, (_at, topo, exact, drawn) in zip(verdicts, readings(name), strict=True):
         if not ok:
             continue
         api = {q.name: q for q in topo.queues}
         for q, (ready, _consumers) in exact.items():
             if api[q].type != "stream":
                 assert api[q].ready == ready, f"{name}: caught up while {q} disagreed"
-        assert all(c.connection for c in topo.consumers)
+        assert all(c.connection for c in topo.consumers if c.queue in drawn)
 
 
 @pytest.mark.parametrize("version", ["3.10", "4.3"])
@@ -254,3 +256,19 @@ def test_another_connections_exclusive_queue_is_waited_for_by_holding_still():
     assert not judge.observe(topo, exact, drawn, 0, at)
     assert not judge.observe(topo, exact, drawn, 0, at + 1.0)
     assert judge.observe(topo, exact, drawn, 0, at + 2.5)
+
+
+def test_a_consumer_outside_the_picture_without_its_connection_is_not_waited_for():
+    """A worker of another program (examples/ in a terminal) on a queue the diagram does not
+    draw, listed by the API without its connection, does not keep the picture from catching
+    up; the same consumer on a drawn queue does."""
+    at, topo, exact, drawn = readings("direct-4.3")[-1]
+    elsewhere = Consumer("examples.tasks", "ctag1.x", 1, True, "", 0)
+    mine = Consumer("rec.info", "ctag1.y", 1, True, "", 0)
+    for extra, caught in ((elsewhere, True), (mine, False)):
+        judge = CatchUp()
+        changed = replace(topo, consumers=(*topo.consumers, extra))
+        judge.observe(changed, exact, drawn, 0, at)
+        verdict = judge.observe(changed, exact, drawn, 0, at + 0.1)
+        assert bool(verdict) is caught, verdict.why
+        assert caught or "without its connection" in verdict.why
