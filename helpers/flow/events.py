@@ -27,6 +27,14 @@ SYNC_ID = "tutorial-flow-sync-"  # message_id prefix of the firehose process's s
 BODY_HEAD = 256  # bytes of each body sent over the pipe: previews need no more
 HEADERS_SENT = 4  # headers of each message sent over the pipe (the log shows a few)
 HEADER_CHARS = 60  # characters of each header value sent over the pipe
+# Headers sent over the pipe whatever their place, besides the first HEADERS_SENT: where and
+# why a message was dead-lettered, which the sequence view draws (helpers.view.sequence).
+DEATH_HEADERS = (
+    "x-first-death-queue",
+    "x-first-death-reason",
+    "x-last-death-queue",
+    "x-last-death-reason",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +54,7 @@ class TraceEvent:
     headers: dict[str, Any] = field(default_factory=dict)
     body: bytes = b""
     reply_to: str = ""  # the message's reply_to property (request/reply)
+    correlation_id: str = ""  # the message's correlation_id property (request/reply)
     size: int = -1  # the whole body's size when `body` holds only its start
     # How many alike trace messages this one stands for: in a burst the firehose process
     # sends one event per kind of message with a count (`helpers.flow.firehose.compact`).
@@ -108,6 +117,7 @@ def parse(routing_key: str, headers: dict[str, Any] | None, body: bytes) -> Trac
         headers=dict(props.get("headers") or {}),
         body=body,
         reply_to=as_text(props.get("reply_to", "") or ""),
+        correlation_id=as_text(props.get("correlation_id", "") or ""),
     )
 
 
@@ -128,6 +138,7 @@ WIRE_FIELDS = (
     "body",
     "size",
     "reply_to",
+    "correlation_id",
     "repeat",
 )
 
@@ -137,15 +148,18 @@ def encode(event: TraceEvent, repeat: int = 1) -> list[Any]:
     shortened = {
         "routing_keys": list(event.routing_keys),
         "routed_queues": list(event.routed_queues),
-        "headers": [
-            [str(k), as_text(v)[:HEADER_CHARS]]
-            for k, v in list(event.headers.items())[:HEADERS_SENT]
-        ],
+        "headers": [[str(k), as_text(v)[:HEADER_CHARS]] for k, v in _sent_headers(event)],
         "body": base64.b64encode(event.body[:BODY_HEAD]).decode("ascii"),
         "size": event.body_size,
         "repeat": repeat,
     }
     return [shortened[f] if f in shortened else getattr(event, f) for f in WIRE_FIELDS]
+
+
+def _sent_headers(event: TraceEvent) -> list[tuple[Any, Any]]:
+    """The first HEADERS_SENT headers, and the DEATH_HEADERS wherever they are."""
+    items = list(event.headers.items())
+    return items[:HEADERS_SENT] + [(k, v) for k, v in items[HEADERS_SENT:] if k in DEATH_HEADERS]
 
 
 def decode(item: list[Any]) -> TraceEvent:

@@ -53,6 +53,16 @@ MAX_CLIENTS = 1_000  # (connection, channel) pairs counted apart; the rest as "o
 MAX_REMEMBERED = 10_000  # direct reply-to callers kept
 MAX_PENDING = 10_000  # default-exchange publishes waiting for proof (see _resolve_pending)
 HEADERS_KEPT = 4  # headers of each recent message kept for the log
+TIMELINE = 4_000  # steps kept for the sequence view (helpers.view.sequence), newest last
+# What a program may record of what the firehose cannot see (see `FlowState.record`).
+RECORD_KINDS = ("ack", "nack", "reject", "confirm", "return", "note")
+# Client events the sequence view draws (the others only serve the flow diagram).
+TIMELINE_CLIENT_KINDS = (
+    "connection.created",
+    "connection.closed",
+    "consumer.created",
+    "consumer.deleted",
+)
 
 Client = tuple[str, int]  # (the broker's connection name, channel number)
 
@@ -79,6 +89,34 @@ class Message:
     raw_headers: tuple[tuple[str, Any], ...] = ()
     redelivered: bool = False
     hidden_routes: int = 0  # queues reached outside the prefix
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a program saw that the broker's trace does not show (an ack it sent, a confirm
+    or a returned message it received), recorded by the program's own code."""
+
+    program: str  # the connection_name of the program that saw it
+    kind: str  # one of RECORD_KINDS
+    detail: str = ""  # a few words ("delivery tag 3", "NO_ROUTE"); shown as given
+    on: str | None = None  # the queue (ack/nack/reject) or exchange (confirm/return)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One entry of the timeline the sequence view draws, in the order the diagram received
+    it: a firehose event in scope (`source` "broker"), a client event ("events") or a
+    program's own record ("program"). `order` grows by one per step and never repeats."""
+
+    order: int
+    source: str  # "broker", "events" or "program"
+    event: TraceEvent | ClientEvent | Recorded
+    queues: tuple[str, ...] = ()  # a publish: the drawn queues the broker routed it to
+    hidden: int = 0  # a publish: queues it reached that are not drawn
+    # A publish to the default exchange: queues the broker named that were not known to
+    # exist then (see `_resolve_pending`: the broker names them even when there is none).
+    unsure: tuple[str, ...] = ()
+    caller: Client | None = None  # a direct reply-to reply: who asked (from its request)
 
 
 # -- the state ---------------------------------------------------------------------------------
@@ -125,6 +163,10 @@ class FlowState:
         # Queues a client event said were declared: are they short-lived (exclusive,
         # auto-delete or server-named)?
         self._created: dict[str, bool] = {}
+        # The sequence view's timeline (a ring buffer) and the connections it has steps of.
+        self.timeline: deque[Step] = deque(maxlen=TIMELINE)
+        self.ticks = 0  # the order of the newest step (helpers.view.sequence marks by it)
+        self._timeline_conns: dict[str, None] = {}
 
     # -- scope ------------------------------------------------------------------------------
 
@@ -290,6 +332,7 @@ class FlowState:
                 )
                 changed = True
             changed = self.clients.apply(event, at) or changed
+            self._time_client(event)
         if changed:
             self.version += 1
         return changed
@@ -308,6 +351,7 @@ class FlowState:
         self.direct_replies.clear()
         self.housekept.clear()
         self.recent.clear()
+        self.timeline.clear()
         self._pending.clear()
         self.events = self.ignored = 0
         self.version += 1
@@ -319,10 +363,14 @@ class FlowState:
         at = time.monotonic() if now is None else now
         applied = 0
         for event in events:
+            n = 0
             if event.kind == "publish":
-                applied += self._publish(event, at)
+                n = self._publish(event, at)
             elif event.kind == "deliver":
-                applied += self._deliver(event, at)
+                n = self._deliver(event, at)
+            if n:
+                self._time_trace(event)
+            applied += n
         if applied:
             self.version += 1
             self.events += applied
@@ -443,6 +491,70 @@ class FlowState:
                 sum(1 for q in event.routed_queues if not self.queue_visible(q)),
             )
         )
+
+    # -- the timeline of the sequence view ----------------------------------------------------
+
+    def record(self, program: str, kind: str, detail: str = "", on: str | None = None) -> Step:
+        """Add what a program saw that the firehose does not (see `Recorded`), as the newest
+        step. The caller makes sure that the broker's steps before it have arrived."""
+        if kind not in RECORD_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(RECORD_KINDS)}, not {kind!r}")
+        step = self._step("program", Recorded(program, kind, str(detail), on))
+        self.version += 1
+        return step
+
+    def _step(self, source: str, event: Any, **more: Any) -> Step:
+        self.ticks += 1
+        step = Step(self.ticks, source, event, **more)
+        self.timeline.append(step)
+        connection = getattr(event, "connection", "")
+        if connection and connection not in self._timeline_conns:
+            self._timeline_conns[connection] = None
+            if len(self._timeline_conns) > MAX_REMEMBERED:
+                del self._timeline_conns[next(iter(self._timeline_conns))]
+        return step
+
+    def _time_trace(self, event: TraceEvent) -> None:
+        """A firehose event the diagram counted, as a step (with what the sequence needs)."""
+        if len(event.body) > PREVIEW_SOURCE:  # (the live diagram's are cut on the pipe)
+            event = replace(event, body=event.body[:PREVIEW_SOURCE], size=event.body_size)
+        if event.kind != "publish":
+            self._step("broker", event)
+            return
+        if event.routing_key.startswith(DIRECT_REPLY_TO + "."):
+            self._step("broker", event, caller=self._callers.get(event.routing_key))
+            return
+        shown = tuple(q for q in event.routed_queues if self.queue_visible(q))
+        hidden = len(event.routed_queues) - len(shown)
+        unsure: tuple[str, ...] = ()
+        if event.exchange == DEFAULT_EXCHANGE:
+            known = self.scope.queues | self._created.keys()
+            unsure = tuple(q for q in shown if q not in known)
+            shown = tuple(q for q in shown if q in known)
+        self._step("broker", event, queues=shown, hidden=hidden, unsure=unsure)
+
+    def queue_known(self, name: str) -> bool:
+        """Whether a queue of this name existed at some point the diagram knows of: in the
+        topology, declared (a client event), or delivered from."""
+        return (
+            name in self._created
+            or self.delivered[name] > 0
+            or any(q.name == name for q in self.topology.queues)
+        )
+
+    def _time_client(self, event: ClientEvent) -> None:
+        """A client event as a step when the sequence draws it: a connection the chapter
+        named (in the prefix), or one that already has steps; a consumer of a drawn queue."""
+        if event.kind not in TIMELINE_CLIENT_KINDS:
+            return
+        if event.kind.startswith("consumer."):
+            keep = self.queue_visible(event.queue)
+        elif event.kind == "connection.created":
+            keep = bool(event.name) and (self.prefix == "" or self.in_prefix(event.name))
+        else:
+            keep = event.connection in self._timeline_conns
+        if keep:
+            self._step("events", event)
 
     # -- reading it -------------------------------------------------------------------------
 

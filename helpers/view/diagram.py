@@ -55,6 +55,18 @@ What a notebook can rely on:
   process, tracing switched on again) once the broker answers. Its totals then miss what
   happened meanwhile: the picture and `summary()` say "counts have a gap", only then.
 - Everything from messages and the broker (bodies, keys, headers, names) is HTML-escaped.
+
+The same events, in order, as a sequence diagram (`helpers.view.sequence` says what each
+arrow is drawn from, and what the firehose does not show)::
+
+    span = diagram.mark()                       # where the span starts
+    ... the cell publishes, consumes, acks ...
+    diagram.record("ch05.worker", "ack", "delivery tag 1")  # what only the program saw
+    diagram.sequence(since=span)                # last expression: shows the sequence
+
+`sequence(last=N)` draws the last N steps instead. Its saved output is a static picture
+(between the same markers as the diagram's, left out of nbval's comparison) and a text/plain
+listing without ids, ports or timings, which nbval compares.
 """
 
 from __future__ import annotations
@@ -83,6 +95,7 @@ from helpers.flow.tracing import reset_stale_tracing
 from helpers.management import ManagementClient
 from helpers.probe import port_is_free
 from helpers.view.panel import PublishPanel
+from helpers.view.seq_api import SequenceMethods
 from helpers.view.svg import esc, render_svg
 from helpers.view.text import summary
 
@@ -130,10 +143,11 @@ def _close_all() -> None:
         diagram.close()
 
 
-class FlowDiagram:
+class FlowDiagram(SequenceMethods):
     """A live picture of what the broker does with messages whose names start with `prefix`.
 
     Creating it starts a firehose consumer in a background thread; see the module docstring.
+    Its sequence view (`mark`, `record`, `sequence`) comes from `helpers.view.seq_api`.
     """
 
     def __init__(
