@@ -35,9 +35,8 @@ _TAGS = {
 }
 
 
-# Files in DATA that are not flow cases: client events (scripts/record_lifecycle_events.py,
-# scripts/record_protocol_events.py).
-OTHER_RECORDINGS = ("lifecycle-", "protocols-")
+# Files in DATA that are not flow cases: client events (scripts/record_lifecycle_events.py).
+OTHER_RECORDINGS = ("lifecycle-",)
 
 
 def names() -> list[str]:
