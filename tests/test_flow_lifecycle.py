@@ -110,21 +110,10 @@ def test_a_short_lived_client_is_told_in_the_brokers_order(broker):
     # the broker emits client events through its event manager, a process apart from the
     # channel that traces, so a publish may come before the consumer.created that preceded
     # it (seen under load).
-    client_order = [
-        "connection.created",
-        "channel.created",
-        "queue.created",
-        "consumer.created",
-        "consumer.created",
-        "consumer.deleted",
-        "consumer.deleted",
-        "channel.closed",
-        "connection.closed",
-    ]
     client_kinds = [
         e.kind for e in mine if isinstance(e, ClientEvent) and e.kind != "queue.deleted"
     ]
-    assert _in_order(client_kinds, client_order), " ".join(kinds)
+    assert _in_order(client_kinds, TWO_CONSUMERS_CLOSED), " ".join(kinds)
     assert [e.kind for e in mine if isinstance(e, TraceEvent)] == ["publish", "deliver"]
     assert "queue.deleted" in kinds, "the exclusive queue went with its connection"
 
@@ -145,6 +134,19 @@ def test_a_short_lived_client_is_told_in_the_brokers_order(broker):
     assert publish.client == (conn, number), "trace and client events name it alike"
 
 
+# What a client that opens one channel, declares its exclusive queue, starts two consumers on
+# it and closes causes, as client events (queue.deleted left out: its place differs by version).
+TWO_CONSUMERS_CLOSED = [
+    "connection.created",
+    "channel.created",
+    "queue.created",
+    "consumer.created",
+    "consumer.created",
+    "consumer.deleted",
+    "consumer.deleted",
+    "channel.closed",
+    "connection.closed",
+]
 TEARDOWN = {"consumer.deleted", "channel.closed", "connection.closed"}
 
 
@@ -281,17 +283,7 @@ def test_a_private_vhost_gets_its_clients_over_a_second_connection(broker, vbrok
     # One queue of client events: among themselves, they are in the broker's order.
     assert _in_order(
         [e.kind for e in mine if e.kind != "queue.deleted"],
-        [
-            "connection.created",
-            "channel.created",
-            "queue.created",
-            "consumer.created",
-            "consumer.created",
-            "consumer.deleted",
-            "consumer.deleted",
-            "channel.closed",
-            "connection.closed",
-        ],
+        TWO_CONSUMERS_CLOSED,
     ), " ".join(e.kind for e in mine)
     assert "queue.deleted" in [e.kind for e in mine]
     eater, auto = (e for e in mine if e.kind == "consumer.created")
