@@ -490,10 +490,13 @@ def test_the_brokers_counters_still_match_with_client_events(tmp_path):
             for n in range(3):  # short-lived clients: many client events
                 with connect(nb) as connection:
                     channel = connection.channel()
-                    channel.queue_declare(P + "q", exclusive=True)
+                    # A name of its own each time: the broker deletes an exclusive queue
+                    # after the owner's close-ok, so the next client could find it locked.
+                    queue = f"{P}q{n}"
+                    channel.queue_declare(queue, exclusive=True)
                     for i in range(n + 1):
-                        channel.basic_publish("", P + "q", str(i).encode())
-                    channel.basic_consume(P + "q", lambda *_a: None, auto_ack=True)
+                        channel.basic_publish("", queue, str(i).encode())
+                    channel.basic_consume(queue, lambda *_a: None, auto_ack=True)
                     connection.process_data_events(time_limit=0.1)
             assert tracer.settle()
             counters = _counters(nb, tracer)
