@@ -40,6 +40,7 @@ broker: setup rabbitmq
 
 stop: setup
 	@$(PY) -m helpers broker stop
+	@$(PY) -m helpers cluster stop
 
 browser-deps:
 	@bash scripts/ensure_chromium.sh

@@ -1,5 +1,5 @@
 """Command line: `python -m helpers broker start | status | stop`, `rabbitmq provision | remove`,
-`alarm status | clear`, `classroom provision | teardown`.
+`alarm status | clear`, `classroom provision | teardown`, `cluster start | status | stop`.
 
 `make lab` and `make test` call `broker start`; learners call `status` to see where their
 broker is. Errors print one paragraph and exit 1, without a traceback. No command prints a
@@ -33,12 +33,27 @@ def _broker_status(_args: argparse.Namespace) -> int:
     except TutorialError as exc:
         version = f"unknown ({exc})"
     print(f"RabbitMQ version:   {version}")
+    print("listeners:          " + " · ".join(f"{n} {w}" for n, w in _listeners(broker)))
     if broker.node is not None:
         print(f"from:               {broker.node.runtime.describe()}")
         print(f"node:               {broker.node.name} in {broker.node.base}")
         print(f"password:           in {broker.node.credentials_file} (readable by you only)")
     print(f"started by helpers: {'yes' if broker.started_by_helpers else 'no'}")
     return 0
+
+
+def _listeners(broker) -> list[tuple[str, str]]:
+    """Every listener: AMQP, management, MQTT, STOMP (host:port, or why there is none)."""
+    found = [
+        ("AMQP", f"{broker.host}:{broker.port}" + (" (TLS)" if broker.tls else "")),
+        ("management", broker.management_url.split("://", 1)[-1]),
+    ]
+    for name, address, plugin in (
+        ("MQTT", broker.mqtt, "rabbitmq_mqtt"),
+        ("STOMP", broker.stomp, "rabbitmq_stomp"),
+    ):
+        found.append((name, f"{address[0]}:{address[1]}" if address else f"none ({plugin} off?)"))
+    return found
 
 
 def _broker_stop(_args: argparse.Namespace) -> int:
@@ -99,6 +114,41 @@ def _alarm_clear(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _cluster_start(_args: argparse.Namespace) -> int:
+    from helpers.node.cluster import start_cluster
+
+    broker = start_cluster(progress=print)
+    print(f"Cluster ready: {', '.join(broker.addresses)} ({', '.join(broker.nodes)})")
+    return 0
+
+
+def _cluster_status(_args: argparse.Namespace) -> int:
+    from helpers.node.cluster import default_cluster
+
+    cluster = default_cluster(progress=None)
+    memory = cluster.memory_mb()
+    print(f"cluster:  {cluster.base} ({cluster.runtime.describe()})")
+    for each in cluster.nodes:
+        state = "running" if each.is_running() else "stopped"
+        if state == "running" and not each.is_ready():
+            state = "running, not answering yet"
+        mb = f", {memory[each.short]:.0f} MB" if each.short in memory else ""
+        print(f"{each.short}:    {state}{mb}; AMQP {each.ports.amqp}, management "
+              f"{each.ports.management}, distribution {each.ports.dist} ({each.name})")
+    if cluster.ready():
+        print(f"members:  {', '.join(cluster.members())}")
+    print(f"password: in {cluster.base / 'credentials.json'} (readable by you only)")
+    return 0
+
+
+def _cluster_stop(_args: argparse.Namespace) -> int:
+    from helpers.node.cluster import all_clusters
+
+    if not any([c.stop(progress=print) for c in all_clusters()]):
+        print("No cluster of this checkout is running; nothing to stop.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.splitlines()[0])
     groups = parser.add_subparsers(dest="group", required=True)
@@ -131,6 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     verbs.add_parser(
         "clear", help="put the private node's disk and memory limits back to its configured ones"
     ).set_defaults(func=_alarm_clear)
+    cluster = groups.add_parser("cluster", help="the three-node cluster of chapter 10")
+    commands = cluster.add_subparsers(dest="action", required=True)
+    commands.add_parser("start", help="start it (once; reused)").set_defaults(func=_cluster_start)
+    commands.add_parser("status", help="its nodes, ports and memory").set_defaults(
+        func=_cluster_status
+    )
+    commands.add_parser("stop", help="stop every cluster of this checkout").set_defaults(
+        func=_cluster_stop
+    )
     classroom_cli.add_parser(groups)
     return parser
 

@@ -20,6 +20,12 @@ so the `pika.ConnectionParameters(...)` call stays visible in every chapter.
 broker's certificate against `AMQP_CA_FILE` (a PEM file), else the system's CA store, and the
 management API is reached over https. No error or status line shows a password, whatever
 shape the URL has: URLs are shown through `masked_url()`.
+
+Other protocols (chapter 09): `Broker.mqtt` and `Broker.stomp` are the (host, port) where the
+broker's MQTT and STOMP listeners answer, or None. The private node's come from its saved
+ports; for a broker named by AMQP_URL (or 127.0.0.1:5672) the usual ports 1883 and 61613 of
+its host are tried, unless MQTT_PORT or STOMP_PORT name others. AMQP 1.0 shares the AMQP
+port (RabbitMQ 4.0 and newer).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import re
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, unquote, urlsplit
@@ -56,6 +62,9 @@ LOCAL_HOST = "127.0.0.1"
 LOCAL_AMQP_PORT = 5672
 LOCAL_MANAGEMENT_PORT = 15672
 AMQPS_PORT = 5671
+MQTT_PORT = 1883  # the usual ports, tried on a broker the helpers did not start
+STOMP_PORT = 61613
+PROTOCOL_PROBE_S = 0.5  # how long to wait for a protocol port to accept a connection
 URL_SHAPE = "amqp://user:password@host:5672/vhost"
 # A broker under a resource alarm (memory, disk) blocks publishing connections. Without a
 # timeout a helper's publish would wait for ever; with it pika gives up with
@@ -79,6 +88,10 @@ class Broker:
     node: Node | None = field(default=None, repr=False, compare=False)
     # AMQP over TLS (an amqps:// URL): pika verifies the broker's certificate.
     tls: bool = False
+    # Where its MQTT and STOMP listeners should be (the private node's saved ports), else
+    # None: then the usual ports of its host are tried (see `mqtt` and `stomp`).
+    mqtt_port: int | None = field(default=None, repr=False)
+    stomp_port: int | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:  # never show the password (notebooks, projectors, logs)
         return f"Broker({self.display_url!r}, source={self.source!r})"
@@ -141,6 +154,16 @@ class Broker:
         """A client for this broker's management HTTP API, logged in as the same user."""
         return ManagementClient(self.management_url, self.username, self.password)
 
+    @cached_property
+    def mqtt(self) -> tuple[str, int] | None:
+        """(host, port) of the broker's MQTT listener, or None when nothing answers there."""
+        return _listening(self.host, self.mqtt_port or MQTT_PORT)
+
+    @cached_property
+    def stomp(self) -> tuple[str, int] | None:
+        """(host, port) of the broker's STOMP listener, or None when nothing answers there."""
+        return _listening(self.host, self.stomp_port or STOMP_PORT)
+
     @property
     def is_private_node(self) -> bool:
         return self.source == "private node"
@@ -149,6 +172,13 @@ class Broker:
     def version(self) -> str:
         """The broker's RabbitMQ version, from the management API."""
         return self.management.rabbitmq_version()
+
+
+def _listening(host: str, port: int) -> tuple[str, int] | None:
+    """(host, port) when something accepts a TCP connection there within PROTOCOL_PROBE_S."""
+    if _tcp_state(host, port, PROTOCOL_PROBE_S) is PortState.CLOSED:
+        return None
+    return (host, port)
 
 
 def tls_context() -> ssl.SSLContext:
@@ -302,7 +332,7 @@ def broker_from_url(
 
 
 def _from_url(url: str) -> Broker:
-    broker = broker_from_url(url)
+    broker = _with_protocol_ports(broker_from_url(url))
     host, port = broker.host, broker.port
     if broker.tls:
         # A TLS port answers nothing to the plain AMQP header the probe sends; whether it is
@@ -322,6 +352,18 @@ def _from_url(url: str) -> Broker:
             "usually AMQP over TLS, which needs amqps://)."
         )
     return broker
+
+
+def _with_protocol_ports(broker: Broker) -> Broker:
+    """The broker with the MQTT and STOMP ports that MQTT_PORT and STOMP_PORT name, if set:
+    a broker whose listeners are not on the usual 1883 and 61613 (a workshop's, or the
+    learner-session tests' node, whose ports are its own)."""
+    ports = {
+        field_name: int(value)
+        for field_name, name in (("mqtt_port", "MQTT_PORT"), ("stomp_port", "STOMP_PORT"))
+        if (value := os.environ.get(name, "").strip()).isdigit()
+    }
+    return replace(broker, **ports) if ports else broker
 
 
 def _tcp_state(host: str, port: int, timeout: float) -> PortState:
@@ -361,6 +403,8 @@ def private_node_broker(node: Node, started_by_helpers: bool = True) -> Broker:
         "private node",
         started_by_helpers,
         node,
+        mqtt_port=ports.mqtt,
+        stomp_port=ports.stomp,
     )
 
 

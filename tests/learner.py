@@ -135,6 +135,15 @@ class Session:
             **{k: v for k, v in os.environ.items() if not k.startswith("TUTORIAL_BROKER")},
             "AMQP_URL": url,
             "RABBITMQ_MANAGEMENT_URL": vbroker.management_url,
+            # The node's own MQTT and STOMP ports (chapter 09), not the usual 1883 and 61613.
+            **{
+                name: str(port)
+                for name, port in (
+                    ("MQTT_PORT", vbroker.mqtt_port),
+                    ("STOMP_PORT", vbroker.stomp_port),
+                )
+                if port
+            },
         }
         self.log: list[str] = []
 

@@ -90,7 +90,12 @@ def test_compose_file_publishes_on_loopback_only() -> None:
     service = compose["services"]["rabbitmq"]
     assert service["image"].startswith("rabbitmq:4") and "management" in service["image"]
     ports = service["ports"]
-    assert {p.split(":", 1)[1] for p in ports} == {"5672:5672", "15672:15672"}
+    assert {p.split(":", 1)[1] for p in ports} == {
+        "5672:5672",  # AMQP 0-9-1 and AMQP 1.0
+        "15672:15672",  # management
+        "1883:1883",  # MQTT (chapter 09)
+        "61613:61613",  # STOMP (chapter 09)
+    }
     assert all(p.startswith("127.0.0.1:") for p in ports)
     # The mounted config denies the same deprecated features as the private node.
     from helpers.node.private import DENIED_FEATURES

@@ -27,6 +27,7 @@ from helpers.flow.topology import Consumer, Topology, client_address
 # The tutorial's own connections (chapter checks, the publish panel, the chapter claim, the
 # diagram's firehose): drawn in a quieter style, and hidden on request.
 HELPER_NAMES = re.compile(r"^(tutorial\b|helpers\.|ch\d\d\.check$)")
+AMQP_091 = "AMQP 0-9-1"  # pika's protocol: programs of other protocols are labelled
 MAX_KNOWN = 10_000  # connections and consumers remembered; beyond, the oldest are forgotten
 
 
@@ -42,6 +43,9 @@ class Clients:
         self.live = False  # client events arrive: closes and consumers are known at once
         self._given: dict[str, str] = {}  # connection -> the connection_name it gave
         self._program: dict[str, str] = {}  # connection -> its program, once named
+        # connection -> its protocol ("MQTT 5-0") and the node it is connected to
+        self._protocol: dict[str, str] = {}
+        self.nodes: dict[str, str] = {}
         self._open: set[str] = set()  # connections known to be open
         self.closed_at: dict[str, float] = {}  # connection -> when it was seen closed
         self._live_consumers: dict[tuple[str, str, int, str], Consumer] = {}
@@ -59,6 +63,7 @@ class Clients:
         if kind == "connection.created" and conn:
             self._open.add(conn)
             self.closed_at.pop(conn, None)
+            self._where(conn, event.protocol, event.node)
             if event.name:
                 self._name(conn, event.name)
             return True
@@ -98,6 +103,8 @@ class Clients:
         second) has closed. Returns whether anything changed.
         """
         changed = False
+        for conn, protocol, node in topology.protocols:
+            self._where(conn, protocol, node)
         for conn, label in topology.connections:
             if label != client_address(conn) and conn not in self._given:
                 self._name(conn, label)
@@ -149,6 +156,15 @@ class Clients:
                 program = f"{given} #{n}"
         self._program[conn] = program
 
+    def _where(self, conn: str, protocol: str, node: str) -> None:
+        if len(self.nodes) >= MAX_KNOWN:
+            self.nodes.pop(next(iter(self.nodes)))
+            self._protocol.pop(next(iter(self._protocol)), None)
+        if protocol:
+            self._protocol[conn] = protocol
+        if node:
+            self.nodes[conn] = node
+
     def _consumer(self, seen: Consumer) -> None:
         if not seen.connection and any(
             (q, t) == (seen.queue, seen.tag) for q, _c, _ch, t in self._live_consumers
@@ -163,8 +179,18 @@ class Clients:
 
     def program(self, connection: str) -> str:
         """The program a connection belongs to: its given name (see the module docstring),
-        else its address."""
-        return self._program.get(connection) or client_address(connection)
+        else its address; with its protocol when that is not AMQP 0-9-1 ("sensor · MQTT 5-0")."""
+        name = self._program.get(connection) or client_address(connection)
+        protocol = self._protocol.get(connection, "")
+        return f"{name} · {protocol}" if protocol and protocol != AMQP_091 else name
+
+    def protocol(self, connection: str) -> str:
+        """The connection's protocol as the broker names it ("" when not known yet)."""
+        return self._protocol.get(connection, "")
+
+    def node(self, connection: str) -> str:
+        """The node the connection is connected to ("" when not known yet)."""
+        return self.nodes.get(connection, "")
 
     def given_name(self, connection: str) -> str | None:
         return self._given.get(connection)

@@ -63,6 +63,7 @@ dropped (nothing in it says whose channel it was).
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from dataclasses import astuple, dataclass, fields
 from typing import Any
@@ -94,6 +95,7 @@ class ClientEvent:
     exclusive: bool = False  # queue.created: an exclusive queue
     auto_delete: bool = False  # queue.created
     durable: bool = True  # queue.created
+    node: str = ""  # connection.created: the node the client is connected to
 
 
 # The events the firehose binds its queue to (the plugin sends many more: vhost, user,
@@ -112,18 +114,37 @@ EVENT_KEYS = (
 MAX_KNOWN = 10_000  # connections and channels remembered; beyond, the oldest are forgotten
 RECENTLY_CLOSED = 256  # closed channels kept, for a consumer.deleted that comes late
 
+# The broker's protocol terms, as the management API spells them (checked on 4.3.6 and 3.10.8:
+# "{'MQTT',{5,0}}" is "MQTT 5-0", "{'STOMP',\"1.2\"}" is "STOMP 1.2", "{1,0}" is "AMQP 1-0").
 _PROTOCOLS = {
     "{0,9,1}": "AMQP 0-9-1",
     "{0,9}": "AMQP 0-9",
     "{0,8,0}": "AMQP 0-8",
-    "{1,0}": "AMQP 1.0",
+    "{1,0}": "AMQP 1-0",
 }
+_TAGGED = re.compile(r"""^\{'?(MQTT|STOMP)'?,\s*(?:\{([\d,]+)\}|"([^"]*)")\}$""")
+_CLIENT_ID = re.compile(r'\{client_id,longstr,<<"(.*?)">>\}')
 
 
 def protocol_name(value: Any) -> str:
-    """The broker's protocol term ("{0,9,1}") as the management UI shows it ("AMQP 0-9-1")."""
+    """The broker's protocol term ("{0,9,1}", "{'MQTT',{5,0}}") as the management API shows it
+    ("AMQP 0-9-1", "MQTT 5-0")."""
     text = as_text(value)
+    tagged = _TAGGED.match(text)
+    if tagged:
+        name, numbers, quoted = tagged.groups()
+        return f"{name} {numbers.replace(',', '-') if numbers else quoted}"
     return _PROTOCOLS.get(text, text)
+
+
+def client_id(client_properties: Any) -> str:
+    """The MQTT client id in a connection event's client properties ("" if none)."""
+    items = client_properties if isinstance(client_properties, list) else [client_properties]
+    for item in items:
+        found = _CLIENT_ID.search(as_text(item or ""))
+        if found:
+            return found.group(1)
+    return ""
 
 
 class EventJoiner:
@@ -205,9 +226,11 @@ class EventJoiner:
         return ClientEvent(
             "connection.created",
             connection=name,
-            name=as_text(h.get("user_provided_name", "")),
+            # An MQTT client names itself by its client id (no connection_name in MQTT).
+            name=as_text(h.get("user_provided_name", "")) or client_id(h.get("client_properties")),
             protocol=protocol_name(h.get("protocol", "")),
             user=as_text(h.get("user", "")),
+            node=as_text(h.get("node", "")),
         )
 
     def _channel_created(self, h: dict[str, Any], vhost: str) -> ClientEvent | None:

@@ -94,6 +94,9 @@ class Topology:
     # The vhost's connections that a resource alarm blocks: (the broker's name for it, its
     # state, "blocked" or "blocking"; see BLOCKED_STATES).
     blocked: tuple[tuple[str, str], ...] = ()
+    # Each open connection's protocol ("AMQP 0-9-1", "MQTT 5-0", "STOMP 1.2", "AMQP 1-0") and
+    # node: (the broker's name for it, protocol, node).
+    protocols: tuple[tuple[str, str, str], ...] = ()
 
 
 def read_topology(api: ManagementClient, vhost: str) -> Topology:
@@ -176,11 +179,19 @@ def topology_from_api(
                 if c.get("state") in BLOCKED_STATES
             )
         ),
+        protocols=tuple(
+            sorted(
+                (c["name"], str(c.get("protocol") or ""), str(c.get("node") or ""))
+                for c in connections or ()
+            )
+        ),
     )
 
 
 def _connection_label(connection: Json) -> str:
-    named = (connection.get("client_properties") or {}).get("connection_name")
+    properties = connection.get("client_properties") or {}
+    # An MQTT client has no connection_name: its client id names it.
+    named = properties.get("connection_name") or properties.get("client_id")
     return str(named) if named else client_address(connection["name"])
 
 

@@ -3,8 +3,8 @@
 Why a private node: most learners have never installed a broker, and we must not touch a
 system service. A node keeps everything under one directory (`.rabbitmq/<kind>/` in the
 checkout, which git ignores): data, logs, Erlang cookie, its chosen ports and its
-credentials. It listens on 127.0.0.1 only (AMQP, management and Erlang distribution) and runs
-as whoever starts it.
+credentials. It listens on 127.0.0.1 only (AMQP, management, MQTT, STOMP and Erlang
+distribution) and runs as whoever starts it.
 
 Safe on shared machines (workshop servers, CI runners, JupyterHub):
 - its name is derived from its directory, so two checkouts never share an Erlang node name;
@@ -26,6 +26,7 @@ import fcntl
 import hashlib
 import json
 import os
+import random
 import secrets
 import shlex
 import shutil
@@ -63,7 +64,14 @@ DENIED_FEATURES = ("transient_nonexcl_queues", "global_qos", "queue_master_locat
 # and the event exchange (`amq.rabbitmq.event`: connections, channels and consumers as they
 # come and go, which the diagram needs within a cell, not a second later; see
 # helpers.flow.lifecycle). Both ship with rabbitmq-server, 3.x and 4.x.
-PLUGINS = ("rabbitmq_management", "rabbitmq_event_exchange")
+# Chapter 09 adds MQTT and STOMP (both ship with rabbitmq-server, 3.x and 4.x; AMQP 1.0 is
+# built in from 4.0), each on a loopback port of its own, chosen and kept like the others.
+PROTOCOL_PLUGINS = {"mqtt": "rabbitmq_mqtt", "stomp": "rabbitmq_stomp"}
+PLUGINS = ("rabbitmq_management", "rabbitmq_event_exchange", *PROTOCOL_PLUGINS.values())
+# The usual MQTT (1883) and STOMP (61613) ports + 10, as the AMQP port is 5672 + 10; the k-th
+# candidate is + k.
+DEFAULT_PROTOCOL_PORTS = {"mqtt": 1893, "stomp": 61623}
+RANDOM_PROTOCOL_PORTS = (20_000, 32_000)  # below Linux's ephemeral range, as tests' ports
 _plugins_tried: set[Path] = set()  # nodes whose missing plugins this process tried to enable
 
 Progress = Callable[[str], None]
@@ -78,6 +86,10 @@ class Ports:
     amqp: int
     management: int
     dist: int
+    # None: not chosen yet (a node an older checkout started, or ports fixed by a caller
+    # who named only the first three): the node chooses them at its next start.
+    mqtt: int | None = None
+    stomp: int | None = None
 
 
 @dataclass(frozen=True)
@@ -138,13 +150,24 @@ class Node:
     @property
     def ports(self) -> Ports:
         """The node's ports: fixed by the caller, else kept from its first start, else usual."""
-        if self._fixed_ports:
-            return self._fixed_ports
         try:
-            saved = json.loads(self.state_file.read_text())["ports"]
-            return Ports(saved["amqp"], saved["management"], saved["dist"])
+            state = json.loads(self.state_file.read_text())["ports"]
+            saved: Ports | None = Ports(
+                state["amqp"],
+                state["management"],
+                state["dist"],
+                state.get("mqtt"),
+                state.get("stomp"),
+            )
         except (OSError, ValueError, KeyError, TypeError):
-            return Ports(*DEFAULT_PORTS)
+            saved = None
+        fixed = self._fixed_ports
+        if fixed is None:
+            return saved or Ports(*DEFAULT_PORTS)
+        if saved and fixed.mqtt is None and fixed.stomp is None and saved.amqp == fixed.amqp:
+            # Fixed AMQP, management and distribution ports; MQTT and STOMP as chosen.
+            return Ports(fixed.amqp, fixed.management, fixed.dist, saved.mqtt, saved.stomp)
+        return fixed
 
     def started_from(self, root: Path) -> bool:
         """True when the node's last start ran RabbitMQ from `root` (a root filesystem)."""
@@ -254,9 +277,8 @@ class Node:
                 say("No credentials file for the existing node data: starting with fresh data.")
             creds = Credentials(USERNAME, secrets.token_hex(16))
             _write_private(self.credentials_file, json.dumps(creds.__dict__, indent=1) + "\n")
-        ports = self._choose_ports(say)
-        state = {"name": self.name, "ports": ports.__dict__, "runtime": self.runtime.describe()}
-        self.state_file.write_text(json.dumps(state, indent=1) + "\n")
+        ports = self._with_protocol_ports(self._choose_ports(say))
+        self._save_state(ports)
         self.plugins_file.write_text(f"[{','.join(PLUGINS)}].\n")
         _write_private(base / "rabbitmq.conf", self._config(ports, creds))
         # The management API aggregates counts on a timer set by the finest sample interval
@@ -271,12 +293,54 @@ class Node:
         )
         (base / "rabbitmq-env.conf").write_text("")
 
+    def _save_state(self, ports: Ports) -> None:
+        state = {"name": self.name, "ports": ports.__dict__, "runtime": self.runtime.describe()}
+        self.state_file.write_text(json.dumps(state, indent=1) + "\n")
+
+    def _with_protocol_ports(self, ports: Ports) -> Ports:
+        """`ports` with an MQTT and a STOMP port: each kept while it is free, else the first
+        free one from its default up (never one of the node's other ports)."""
+        taken = {ports.amqp, ports.management, ports.dist}
+        chosen: dict[str, int] = {}
+        for protocol, default in DEFAULT_PROTOCOL_PORTS.items():
+            wanted = getattr(ports, protocol) or getattr(self.ports, protocol)
+            # Nodes on fixed ports (tests, a cluster) often start side by side: each draws
+            # its candidates at random, so two never race for the same next port.
+            candidates = (
+                random.sample(range(*RANDOM_PROTOCOL_PORTS), PORT_CHOICES)
+                if self._fixed_ports
+                else range(default, default + PORT_CHOICES)
+            )
+            if wanted is None or wanted in taken or not port_is_free(HOST, wanted):
+                wanted = next(
+                    (p for p in candidates if p not in taken and port_is_free(HOST, p)),
+                    None,
+                )
+                if wanted is None:
+                    raise BrokerUnavailable(
+                        f"No free {protocol.upper()} port for a private node (tried "
+                        f"{PORT_CHOICES}): stop other nodes (`make stop` in their checkouts)."
+                    )
+            chosen[protocol] = wanted
+            taken.add(wanted)
+        return Ports(ports.amqp, ports.management, ports.dist, **chosen)
+
+    @staticmethod
+    def _protocol_config(ports: Ports) -> list[str]:
+        """rabbitmq.conf lines for the MQTT and STOMP listeners (loopback only)."""
+        return [
+            f"{protocol}.listeners.tcp.1 = {HOST}:{getattr(ports, protocol)}"
+            for protocol in PROTOCOL_PLUGINS
+            if getattr(ports, protocol) is not None
+        ]
+
     def _config(self, ports: Ports, creds: Credentials) -> str:
         lines = [
             "# Written by helpers/node/private.py: a private node for the tutorial, loopback only.",
             f"listeners.tcp.1 = {HOST}:{ports.amqp}",
             f"management.tcp.ip = {HOST}",
             f"management.tcp.port = {ports.management}",
+            *self._protocol_config(ports),
             f"collect_statistics_interval = {STATS_INTERVAL_MS}",
             # The node's only user (guest is never created): an administrator with a random
             # password, kept in credentials.json next to this file (mode 600).
@@ -446,6 +510,14 @@ class Node:
         if not missing or self.base in _plugins_tried:
             return  # tried once already: a failure would only cost each call 3 s again
         _plugins_tried.add(self.base)
+        if any(PROTOCOL_PLUGINS[p] in missing for p in PROTOCOL_PLUGINS):
+            try:
+                self._add_protocol_listeners()
+            except (OSError, subprocess.TimeoutExpired, BrokerUnavailable) as exc:
+                say(f"Could not enable MQTT and STOMP: {exc}")
+                missing = [p for p in missing if p not in PROTOCOL_PLUGINS.values()]
+                if not missing:
+                    return
         # Quiet when it works: a notebook's first cell (whose output nbval compares) must
         # print the same whether or not the node needed it.
         argv = self._ctl_argv("enable", "--online", *missing, script="rabbitmq-plugins")
@@ -457,6 +529,32 @@ class Node:
         if result.returncode != 0:
             why = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
             say(f"Could not enable {', '.join(missing)}: {why[0]}")
+
+    def _add_protocol_listeners(self) -> None:
+        """Before MQTT and STOMP are enabled in a running node an older checkout started:
+        choose and save their ports, and give the plugins their loopback listeners (without
+        them a plugin would listen on 1883 or 61613 of every interface), in the running node
+        (persistent: its values survive the plugin's loading) and in rabbitmq.conf (for the
+        next start)."""
+        ports = self._with_protocol_ports(self.ports)
+        for protocol, plugin in PROTOCOL_PLUGINS.items():
+            listener = f'[{{"{HOST}", {getattr(ports, protocol)}}}]'
+            result = self.rabbitmqctl(
+                "eval",
+                f"application:set_env({plugin}, tcp_listeners, {listener}, "
+                "[{persistent, true}]).",
+                timeout=30,
+            )
+            if result.returncode != 0:
+                raise BrokerUnavailable((result.stderr or result.stdout).strip()[:200])
+        config = self.base / "rabbitmq.conf"
+        lines = [
+            line
+            for line in config.read_text().splitlines()
+            if not line.startswith(tuple(f"{p}.listeners." for p in PROTOCOL_PLUGINS))
+        ]
+        _write_private(config, "\n".join(lines + self._protocol_config(ports)) + "\n")
+        self._save_state(ports)
 
     def _ctl_env(self) -> dict[str, str]:
         return {**os.environ, **self.environment()}

@@ -51,10 +51,24 @@ def message_headers(m: Message) -> str:
     return ", ".join(f"{k}={_short(v)}" for k, v in m.raw_headers)
 
 
+MQTT_QUEUE = "mqtt-subscription-"  # the queues the MQTT plugin declares for subscriptions
+
+
+def mqtt_topic(routing_key: str) -> str:
+    """A topic exchange's routing or binding key as an MQTT subscriber sees it: each `.` is a
+    `/`, `*` is `+` (what the MQTT plugin does on delivery; seen on 4.3.6 and 3.10.8)."""
+    return "/".join("+" if word == "*" else word for word in routing_key.split("."))
+
+
 def binding_label(state: FlowState, binding: Binding) -> str:
-    """What to write on a binding: its key, its header arguments, nothing for fanout."""
+    """What to write on a binding: its key, its header arguments, nothing for fanout; an MQTT
+    subscription's key with its MQTT topic beside it."""
     types = {e.name: e.type for e in state.topology.exchanges}
-    return "" if types.get(binding.source) == "fanout" else binding.label
+    if types.get(binding.source) == "fanout":
+        return ""
+    if binding.destination.startswith(MQTT_QUEUE) and not binding.arguments:
+        return f"{binding.key} (MQTT {mqtt_topic(binding.key)})"
+    return binding.label
 
 
 def caption(totals: dict[str, int]) -> str:
@@ -84,6 +98,8 @@ def log_line(state: FlowState, m: Message, program: Callable[[Client], str]) -> 
         return f"{who} → direct reply-to → {to}: {body}"
     headers = message_headers(m)
     headers = f" headers {headers}" if headers else ""
+    if "· MQTT" in who:  # published over MQTT: the topic it gave, beside the routing key
+        headers = f" (MQTT topic {mqtt_topic(m.routing_key)})" + headers
     where = ", ".join(m.queues) if m.queues else None
     if where is None:
         where = "elsewhere (outside the prefix)" if m.hidden_routes else "nowhere: unroutable"

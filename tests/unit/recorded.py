@@ -35,8 +35,9 @@ _TAGS = {
 }
 
 
-# Files in DATA that are not flow cases: client events (scripts/record_lifecycle_events.py).
-OTHER_RECORDINGS = ("lifecycle-",)
+# Files in DATA that are not flow cases: client events (scripts/record_lifecycle_events.py,
+# scripts/record_protocol_events.py).
+OTHER_RECORDINGS = ("lifecycle-", "protocols-")
 
 
 def names() -> list[str]:
