@@ -14,6 +14,8 @@ from pathlib import Path
 import pika
 from cluster_fixture import cluster_under_test  # noqa: F401 - the fixture
 
+from helpers.flow.events import TRACING_MARK
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -73,6 +75,44 @@ def test_definitions_are_shared_and_tracing_is_per_node(cluster_under_test):  # 
     finally:
         with pika.BlockingConnection(hosts) as connection:
             connection.channel().queue_delete("test.cluster.shared")
+
+
+def test_a_diagram_sees_every_node(cluster_under_test):  # noqa: F811
+    """Tracing is per node: the diagram switches it on all three, so a message published
+    through node2 and consumed through node3, on a queue led by node1, is counted."""
+    from helpers.view.diagram import FlowDiagram
+
+    cluster = cluster_under_test.cluster
+    hosts = cluster_under_test.connection_parameters()
+    queue = "test.cluster.traced"
+    with pika.BlockingConnection(hosts[0]) as connection:
+        channel = connection.channel()
+        channel.queue_delete(queue)
+        channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+    diagram = FlowDiagram(cluster_under_test, prefix="test.cluster.")
+    try:
+        assert cluster_under_test.queue_state(queue).leader == "node1"
+        assert cluster.tracing("/") == {"node1": True, "node2": True, "node3": True}
+        hosts[1].client_properties = {"connection_name": "test.cluster.publisher"}
+        hosts[2].client_properties = {"connection_name": "test.cluster.consumer"}
+        with pika.BlockingConnection(hosts[1]) as connection:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            for i in range(3):
+                channel.basic_publish("", queue, f"message {i}".encode())
+        with pika.BlockingConnection(hosts[2]) as connection:
+            channel = connection.channel()
+            got = [channel.basic_get(queue, auto_ack=True)[2] for _ in range(3)]
+        assert got == [b"message 0", b"message 1", b"message 2"]
+        assert diagram.wait_until_caught_up().ok
+        assert diagram.state.totals() == {
+            "published": 3, "routed": 3, "unroutable": 0, "delivered": 3, "redelivered": 0}
+    finally:
+        diagram.close()
+        with pika.BlockingConnection(hosts[0]) as connection:
+            connection.channel().queue_delete(queue)
+    assert cluster.tracing("/") == {"node1": False, "node2": False, "node3": False}
+    assert cluster.api().exchange(TRACING_MARK, "/") is None
 
 
 def test_the_leader_moves_when_its_node_is_killed(cluster_under_test):  # noqa: F811

@@ -269,7 +269,7 @@ def try_it(broker: ClusterBroker, hosts: Sequence[pika.ConnectionParameters], la
         print(f"{label}: no connection ({type(exc).__name__})")
 
 
-def wait_online(broker: ClusterBroker, queue: str, members: int = 3, timeout: float = 15.0):
+def wait_online(broker: ClusterBroker, queue: str, members: int = 3, timeout: float = 60.0):
     """The quorum queue's state once `members` members are online (or at the timeout)."""
     deadline = time.monotonic() + timeout
     state = broker.queue_state(queue)
@@ -280,8 +280,9 @@ def wait_online(broker: ClusterBroker, queue: str, members: int = 3, timeout: fl
 
 
 def wait_leader(broker: ClusterBroker, queue: str, among: Sequence[str],
-                timeout: float = 20.0) -> str | None:
-    """The quorum queue's leader once it is one of `among` (or what it is at the timeout)."""
+                timeout: float = 60.0) -> str | None:
+    """The quorum queue's leader once it is one of `among` (or what it is at the timeout:
+    an election takes about a second, much longer on a machine busy with other nodes)."""
     deadline = time.monotonic() + timeout
     leader = None
     while time.monotonic() < deadline:

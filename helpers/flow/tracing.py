@@ -18,16 +18,27 @@ gone, and the next diagram would take tracing as on before the tutorial came and
 
 Every call here is one of `ManagementClient`'s, so this is the only module that knows the
 rules, for the firehose process and the kernel alike.
+
+On a cluster (chapter 10) tracing is per node: a node traces what its own channels publish
+and deliver. So the switch goes to every running node of the cluster, through each one's
+management API (found in the cluster's listeners); the count and the marker, which are
+definitions, are shared by the whole cluster. A node that is down is skipped: it is not
+traced until a diagram switches tracing on again after it is back. A single node (the
+vhost's `cluster_state` names one node) is switched exactly as before, through `api` alone.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import weakref
+from typing import Any
+from urllib.parse import urlsplit
 
 from helpers.flow.events import BINDING_MARK, TRACE_EXCHANGE, TRACING_MARK, WAS_ON
+from helpers.management import ManagementClient
 
-if TYPE_CHECKING:
-    from helpers.management import ManagementClient
+ANY_ADDRESS = ("0.0.0.0", "::", "")
+# The APIs `switch_on` found on a single node: switching off asks no more than it did.
+_SINGLE: weakref.WeakSet[ManagementClient] = weakref.WeakSet()
 
 
 def _trace_bindings(api: ManagementClient, vhost: str) -> list[dict[str, Any]]:
@@ -69,8 +80,15 @@ def switch_on(api: ManagementClient, vhost: str, was_on: bool) -> None:
         # so that it outlives a broker restart (see the module docstring). A transient one an
         # older diagram declared is kept as it is (declaring it durable would be refused).
         api.declare_exchange(TRACING_MARK, vhost, "fanout", internal=True, durable=True)
-    if not api.tracing(vhost):
+    info = _vhost_info(api, vhost)
+    if not (info and info.get("tracing")):
         api.set_tracing(vhost, True)
+    for peer in _peers(api, info):
+        try:
+            if not peer.tracing(vhost):
+                peer.set_tracing(vhost, True)
+        except Exception:  # noqa: BLE001 - a node going away: skipped (module docstring)
+            pass
 
 
 def switch_off_if_last(api: ManagementClient, vhost: str, was_on: bool) -> bool:
@@ -96,4 +114,48 @@ def reset_stale_tracing(api: ManagementClient, vhost: str) -> bool:
 
 def _switch_off(api: ManagementClient, vhost: str) -> None:
     api.set_tracing(vhost, False)
+    for peer in [] if api in _SINGLE else _peers(api, _vhost_info(api, vhost)):
+        try:
+            peer.set_tracing(vhost, False)
+        except Exception:  # noqa: BLE001 - a node going away: skipped (module docstring)
+            pass
     api.delete_exchange(TRACING_MARK, vhost)
+
+
+def _vhost_info(api: ManagementClient, vhost: str) -> dict[str, Any] | None:
+    """The vhost as the list shows it (what `ManagementClient.tracing` reads, too)."""
+    return next((v for v in api.vhosts() if v["name"] == vhost), None)
+
+
+def _peers(api: ManagementClient, info: dict[str, Any] | None) -> list[ManagementClient]:
+    """The management APIs of the cluster's other running nodes; [] on a single node."""
+    states = (info or {}).get("cluster_state") or {}
+    if len(states) < 2:
+        _SINGLE.add(api)
+        return []
+    _SINGLE.discard(api)
+    try:
+        overview = api.overview()
+    except Exception:  # noqa: BLE001 - the cluster cannot tell: this node alone
+        return []
+    own = urlsplit(api.base_url)
+    session = api._session
+    peers = []
+    for listener in overview.get("listeners") or []:
+        if listener.get("node") == overview.get("node") or states.get(listener.get("node")) != (
+            "running"
+        ):
+            continue
+        if listener.get("protocol") not in ("http", "https"):
+            continue
+        address = listener.get("ip_address") or ""
+        host = own.hostname if address in ANY_ADDRESS else address
+        if ":" in (host or ""):
+            host = f"[{host}]"
+        scheme = "https" if listener["protocol"] == "https" else "http"
+        username, password = session.auth  # type: ignore[misc]
+        peers.append(
+            ManagementClient(f"{scheme}://{host}:{listener['port']}", username, password,
+                             timeout=api.timeout, ca_file=api.ca_file)
+        )
+    return peers

@@ -21,7 +21,8 @@ Sized for two cores: each VM runs one scheduler and one dirty CPU scheduler (`+S
 and `make stop` manage it.
 
 Tracing (the firehose) is per node and per vhost: `set_tracing` switches it through each
-live node's own management API.
+live node's own management API. A `FlowDiagram(cluster_broker)` switches it on every running
+node by itself (`helpers.flow.tracing` finds them), and reads through the first running node.
 """
 
 from __future__ import annotations
@@ -287,6 +288,7 @@ class Cluster:
             if fresh or len(down) == SIZE:
                 self._ensure_joined(say)
                 say(f"  one cluster of {SIZE} nodes after {time.monotonic() - t0:.1f} s")
+            self._wait_formed()
             return True
 
     def start_nodes(self, which: list[str], progress: Progress | None = None) -> None:
@@ -295,7 +297,31 @@ class Cluster:
         with open(self.base / "start.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             nodes = [self.node(w) for w in which]
-            self._start_nodes([n for n in nodes if not (n.is_running() and n.is_ready())], say)
+            down = [n for n in nodes if not (n.is_running() and n.is_ready())]
+            self._start_nodes(down, say)
+            if down:
+                self._wait_formed()
+
+    def _wait_formed(self, timeout: float = 60.0) -> bool:
+        """Wait until every node runs in the one cluster and its metadata store takes a
+        write. A node that comes back answers AMQP before the metadata store (Khepri on 4.x)
+        has caught up with it; on a busy machine a declaration in that moment times out
+        (541, "the metadata store operation timed out", seen in a learner session on 4.3.6),
+        so the cell after a restart would fail. True once formed; False at the timeout."""
+        deadline = time.monotonic() + timeout
+        probe = "tutorial.cluster-probe"
+        while time.monotonic() < deadline:
+            try:
+                api = self.api()
+                running = [n for n in api.get("/nodes") if n.get("running")]
+                if len(running) == SIZE:
+                    api.declare_exchange(probe, "/")
+                    api.delete_exchange(probe, "/")
+                    return True
+            except Exception:  # noqa: BLE001 - a node still booting, a write that timed out
+                pass
+            time.sleep(0.5)
+        return False
 
     def _start_nodes(self, nodes: list[ClusterNode], say: Progress) -> None:
         errors: list[BaseException] = []
@@ -431,7 +457,17 @@ class Cluster:
 
 class ClusterBroker:
     """What a chapter needs to reach the cluster with plain pika: hosts, ports, credentials,
-    and the management API of a live node."""
+    and the management API of a live node.
+
+    It has what a `FlowDiagram` reads of a `Broker` too (`port`, `management_url`, `tls`, and
+    what the alarm helpers check): the diagram's firehose and management reads go through the
+    first running node, and tracing is switched on every node (see `helpers.flow.tracing`).
+    """
+
+    tls = False
+    source = "cluster"  # not "private node": the alarm helpers leave it alone
+    started_by_helpers = True
+    node = None
 
     def __init__(self, cluster: Cluster, username: str, password: str) -> None:
         self.cluster = cluster
@@ -439,6 +475,19 @@ class ClusterBroker:
         self.vhost = "/"
         self.username = username
         self.password = password
+
+    def _first_running(self) -> ClusterNode:
+        return next((n for n in self.cluster.nodes if n.is_running()), self.cluster.nodes[0])
+
+    @property
+    def port(self) -> int:
+        """The AMQP port of the first running node (the diagram's firehose connects there)."""
+        return self._first_running().ports.amqp
+
+    @property
+    def management_url(self) -> str:
+        """The management API of the first running node."""
+        return f"http://{self.host}:{self._first_running().ports.management}"
 
     def __repr__(self) -> str:  # never the password
         return f"ClusterBroker({', '.join(self.addresses)})"

@@ -16,6 +16,7 @@ coordinates, no markup; `helpers.view.layout` and `helpers.view.svg` place and d
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from helpers.flow.clients import is_helper
@@ -196,11 +197,15 @@ class _Scene:
     def _program_nodes(self) -> None:
         blocked = dict(self.state.topology.blocked)
         colours: dict[str, int] = {}
+        where = self._cluster_nodes()
         for p in sorted(self.programs.values(), key=lambda p: p.order):
             both = bool(p.published) or bool(self.state.direct_replies and self._replies(p))
             column = PROGRAMS if both else CONSUMERS
             left = has_left(self.state, p)
             lines, hover = describe(p, left)
+            on = sorted({where[c] for c in p.connections if c in where})
+            if on:
+                lines = [*lines, "via " + ", ".join(on)]
             how = next((blocked[c] for c in sorted(p.connections) if c in blocked), "")
             colours.setdefault(p.name, len(colours))
             self.nodes.append(
@@ -219,6 +224,16 @@ class _Scene:
                     order=p.order,
                 )
             )
+
+    def _cluster_nodes(self) -> dict[str, str]:
+        """Connection -> the short name of its node, when the programs drawn are connected
+        through more than one node (a cluster, chapter 10); {} on a single node, whose
+        pictures stay as they are."""
+        nodes = self.state.clients.node
+        where = {c: nodes(c) for p in self.programs.values() for c in p.connections if nodes(c)}
+        if len(set(where.values())) < 2:
+            return {}
+        return {c: _short_node(n) for c, n in where.items()}
 
     def _replies(self, p: Program) -> bool:
         return any(
@@ -448,3 +463,10 @@ def _fid(exchange: str) -> str:
 
 def _pid(name: str) -> str:
     return "p:" + name
+
+
+def _short_node(name: str) -> str:
+    """node2 for the tutorial's cluster's tutorial-node2-ab12cd@localhost; else the name
+    before "@" (rabbit for rabbit@host)."""
+    found = re.fullmatch(r"tutorial-(node\d+)-[0-9a-f]+@.*", name)
+    return found.group(1) if found else name.split("@", 1)[0]
