@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import secrets
 import shlex
 import shutil
@@ -72,6 +73,7 @@ PLUGINS = ("rabbitmq_management", "rabbitmq_event_exchange", *PROTOCOL_PLUGINS.v
 # candidate is + k.
 DEFAULT_PROTOCOL_PORTS = {"mqtt": 1893, "stomp": 61623}
 RANDOM_PROTOCOL_PORTS = (20_000, 32_000)  # below Linux's ephemeral range, as tests' ports
+START_ERROR = re.compile(r"\{:?error,")  # in rabbitmqctl start_app's output
 _plugins_tried: set[Path] = set()  # nodes whose missing plugins this process tried to enable
 
 Progress = Callable[[str], None]
@@ -298,19 +300,25 @@ class Node:
         self.state_file.write_text(json.dumps(state, indent=1) + "\n")
 
     def _with_protocol_ports(self, ports: Ports) -> Ports:
-        """`ports` with an MQTT and a STOMP port: each kept while it is free, else the first
-        free one from its default up (never one of the node's other ports)."""
+        """`ports` with an MQTT and a STOMP port: each kept while it is free, else a new one
+        (never one of the node's other ports).
+
+        A node on the usual ports takes the k-th MQTT and STOMP ports beside its k-th AMQP
+        trio, then random ones: never the first free port from the default up, which is
+        what another node would take while this one restarts (`restart_app` frees the
+        listeners for a few seconds; the trio stays held by the running Erlang VM's
+        distribution port).
+        """
         taken = {ports.amqp, ports.management, ports.dist}
         chosen: dict[str, int] = {}
         for protocol, default in DEFAULT_PROTOCOL_PORTS.items():
             wanted = getattr(ports, protocol) or getattr(self.ports, protocol)
             # Nodes on fixed ports (tests, a cluster) often start side by side: each draws
             # its candidates at random, so two never race for the same next port.
-            candidates = (
-                random.sample(range(*RANDOM_PROTOCOL_PORTS), PORT_CHOICES)
-                if self._fixed_ports
-                else range(default, default + PORT_CHOICES)
-            )
+            beside_trio = [default + ports.amqp - DEFAULT_PORTS[0]]
+            if self._fixed_ports or not 0 <= beside_trio[0] - default < PORT_CHOICES:
+                beside_trio = []
+            candidates = beside_trio + random.sample(range(*RANDOM_PROTOCOL_PORTS), PORT_CHOICES)
             if wanted is None or wanted in taken or not port_is_free(HOST, wanted):
                 wanted = next(
                     (p for p in candidates if p not in taken and port_is_free(HOST, p)),
@@ -319,7 +327,7 @@ class Node:
                 if wanted is None:
                     raise BrokerUnavailable(
                         f"No free {protocol.upper()} port for a private node (tried "
-                        f"{PORT_CHOICES}): stop other nodes (`make stop` in their checkouts)."
+                        f"{PORT_CHOICES + 1}): stop other nodes (`make stop` in their checkouts)."
                     )
             chosen[protocol] = wanted
             taken.add(wanted)
@@ -533,10 +541,13 @@ class Node:
     def _add_protocol_listeners(self) -> None:
         """Before MQTT and STOMP are enabled in a running node an older checkout started:
         choose and save their ports, and give the plugins their loopback listeners (without
-        them a plugin would listen on 1883 or 61613 of every interface), in the running node
-        (persistent: its values survive the plugin's loading) and in rabbitmq.conf (for the
-        next start)."""
-        ports = self._with_protocol_ports(self.ports)
+        them a plugin would listen on 1883 or 61613 of every interface)."""
+        self._set_protocol_listeners(self._with_protocol_ports(self.ports))
+
+    def _set_protocol_listeners(self, ports: Ports) -> None:
+        """Give the MQTT and STOMP plugins `ports` as their loopback listeners, in the running
+        node (persistent: the values survive the plugins' next start) and in rabbitmq.conf and
+        the state file (for the next node start)."""
         for protocol, plugin in PROTOCOL_PLUGINS.items():
             listener = f'[{{"{HOST}", {getattr(ports, protocol)}}}]'
             result = self.rabbitmqctl(
@@ -611,12 +622,38 @@ class Node:
         to answer, then raises the interrupt again.
         """
         say = progress or _quiet
-        # Exit 1: stop_app failed; 2: start_app failed (each step's output says why).
-        script = (
-            f"{shlex.join(self._ctl_argv('stop_app'))} || exit 1\n"
-            f"{shlex.join(self._ctl_argv('start_app'))} || exit 2\n"
+        retried = False
+        returncode, output, interrupted = self._run_unstoppable(
+            [("stop_app",), ("start_app",)], say
         )
-        pair = subprocess.Popen(
+        if returncode != 1 and "eaddrinuse" in output and self._move_taken_protocol_listeners():
+            # A program took an MQTT or STOMP port while the application was stopped (another
+            # node starting beside this one): those listeners move, the start is tried again
+            # (3.10 leaves Mnesia running after the failed start, and start_app asserts it
+            # is not: stopped first; on 4.x it is not running and the call changes nothing).
+            returncode, output, again = self._run_unstoppable(
+                [("eval", "application:stop(mnesia), ok."), ("start_app",)], say
+            )
+            interrupted, retried = interrupted or again, True
+        # start_app exits 0 on 4.3 even when the application failed to start: it prints
+        # `{:error, ...}` (3.10: `{error, ...}`) instead.
+        if returncode != 0 or START_ERROR.search(output):
+            step = "start_app" if returncode != 1 or retried else "stop_app"
+            raise BrokerUnavailable(f"rabbitmqctl {step} failed: {output.strip()[:600]}")
+        self._wait_until_ready(say)
+        if interrupted is not None:
+            raise interrupted
+
+    def _run_unstoppable(
+        self, steps: list[tuple[str, ...]], say: Progress
+    ) -> tuple[int, str, KeyboardInterrupt | None]:
+        """Run rabbitmqctl `steps` one after the other in a child process of a session of its
+        own, which the stop button never reaches; return its exit code (k: step k failed),
+        its output, and the KeyboardInterrupt that came while waiting, if one did."""
+        script = "".join(
+            f"{shlex.join(self._ctl_argv(*step))} || exit {k}\n" for k, step in enumerate(steps, 1)
+        )
+        run = subprocess.Popen(
             ["/bin/sh", "-c", script],
             env=self._ctl_env(),
             stdin=subprocess.DEVNULL,
@@ -629,25 +666,32 @@ class Node:
         deadline = time.monotonic() + 2 * 60
         while True:
             try:
-                output, _ = pair.communicate(timeout=max(0.1, deadline - time.monotonic()))
-                break
+                output, _ = run.communicate(timeout=max(0.1, deadline - time.monotonic()))
+                return run.returncode, output, interrupted
             except subprocess.TimeoutExpired:
-                _kill_session(pair)
+                _kill_session(run)
                 raise BrokerUnavailable(
-                    "rabbitmqctl stop_app/start_app did not finish within 120 s.\n"
+                    f"rabbitmqctl {'/'.join(s[0] for s in steps)} did not finish within 120 s.\n"
                     + self.log_tail()
                 ) from None
             except KeyboardInterrupt as exc:
                 if interrupted is not None:
-                    raise  # pressed twice: stop waiting; the pair finishes on its own
+                    raise  # pressed twice: stop waiting; the steps finish on their own
                 interrupted = exc
                 say("Interrupted: finishing the broker restart first, so it is not left stopped.")
-        if pair.returncode != 0:
-            step = "stop_app" if pair.returncode == 1 else "start_app"
-            raise BrokerUnavailable(f"rabbitmqctl {step} failed: {output.strip()}")
-        self._wait_until_ready(say)
-        if interrupted is not None:
-            raise interrupted
+
+    def _move_taken_protocol_listeners(self) -> bool:
+        """With the application stopped: give the MQTT and STOMP listeners whose ports another
+        program holds now new ports; True if one moved. The AMQP and management ports never
+        move (clients and the notebook's `broker` know them)."""
+        ports = self.ports
+        taken = [
+            p for p in (ports.mqtt, ports.stomp) if p is not None and not port_is_free(HOST, p)
+        ]
+        if not taken:
+            return False
+        self._set_protocol_listeners(self._with_protocol_ports(ports))
+        return True
 
     def log_tail(self, lines: int = 15) -> str:
         """The last lines of the node's logs, to show when it will not start."""
