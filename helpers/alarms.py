@@ -49,6 +49,7 @@ import pika.exceptions
 
 from helpers import node as nodes
 from helpers.errors import ManagementError, TutorialError, explain, set_alarm_lookup
+from helpers.i18n import _
 from helpers.management import ManagementClient
 
 if TYPE_CHECKING:
@@ -266,9 +267,11 @@ def disk_alarm(broker: AlarmBroker, progress: Say | None = print) -> Iterator[bo
     node = broker.node
     if not may_raise_alarm(broker) or node is None:
         say(
-            "Skipped: this broker was not started by the tutorial's helpers, so it is not "
-            "ours to set off an alarm on (it would block everyone who publishes to it); "
-            "publishing goes on as usual."
+            _(
+                "Skipped: this broker was not started by the tutorial's helpers, so it is not "
+                "ours to set off an alarm on (it would block everyone who publishes to it); "
+                "publishing goes on as usual."
+            )
         )
         yield False
         return
@@ -279,14 +282,20 @@ def disk_alarm(broker: AlarmBroker, progress: Say | None = print) -> Iterator[bo
             _ctl(node, "set_disk_free_limit", str(ALARM_LIMIT_BYTES))
             raised = _wait_for(broker, on=True)
         except (TutorialError, OSError, subprocess.TimeoutExpired) as exc:
-            say(f"Could not set off a disk alarm ({exc}): publishing goes on as usual.")
+            say(_(
+                "Could not set off a disk alarm ({exc}): publishing goes on as usual."
+            ).format(exc=exc))
         else:
             say(
-                "The tutorial's node has a disk alarm now: its disk_free_limit is set above "
-                "its free disk space."
+                _(
+                    "The tutorial's node has a disk alarm now: its disk_free_limit is set above "
+                    "its free disk space."
+                )
                 if raised
-                else "The node raised no disk alarm (it does not watch its free disk space "
-                "here): publishing goes on as usual."
+                else _(
+                    "The node raised no disk alarm (it does not watch its free disk space here): "
+                    "publishing goes on as usual."
+                )
             )
         yield raised
     finally:
@@ -294,7 +303,9 @@ def disk_alarm(broker: AlarmBroker, progress: Say | None = print) -> Iterator[bo
             _put_back(node, ("set_disk_free_limit", *limits.disk))
             if raised:
                 _wait_for(broker, on=False, timeout=3.0)
-                say(f"The disk alarm is cleared: disk_free_limit is back to {shown(limits.disk)}.")
+                say(_(
+                    "The disk alarm is cleared: disk_free_limit is back to {limit}."
+                ).format(limit=shown(limits.disk)))
 
 
 def _put_back(node: Node, command: tuple[str, ...]) -> None:
@@ -306,8 +317,10 @@ def _put_back(node: Node, command: tuple[str, ...]) -> None:
         except (TutorialError, OSError, subprocess.TimeoutExpired) as exc:
             if attempt == PUT_BACK_ATTEMPTS - 1:
                 raise TutorialError(
-                    f"Could not put the node's limit back ({exc}): run `python -m helpers "
-                    "alarm clear` in a terminal."
+                    _(
+                        "Could not put the node's limit back ({exc}): run `python -m helpers "
+                        "alarm clear` in a terminal."
+                    ).format(exc=exc)
                 ) from None
 
 

@@ -41,6 +41,7 @@ from helpers.error_rules import (
     root_cause,
     unresolved,
 )
+from helpers.i18n import N_, _
 
 
 @dataclass(frozen=True)
@@ -66,31 +67,32 @@ class ErrorEntry:
 
     def meaning_for(self, exc: BaseException | None = None) -> str:
         """The meaning, with `{detail}` filled from `exc` (or "…" without one)."""
-        if "{detail}" not in self.meaning:
-            return self.meaning
+        meaning = _(self.meaning)
+        if "{detail}" not in meaning:
+            return meaning
         text = self.detail(exc) if (exc is not None and self.detail) else "…"
-        return self.meaning.replace("{detail}", text)
+        return meaning.replace("{detail}", text)
 
     def headline(self) -> str:
         """The part of the meaning that never changes: what a test looks for."""
-        return self.meaning.split("{detail}")[0].rstrip(" (")
+        return _(self.meaning).split("{detail}")[0].rstrip(" (（")
 
     def sentence(self, exc: BaseException | None = None) -> str:
         """explain()'s sentence: "meaning: fix." (plus the chapter, see the class doc)."""
-        text = f"{self.meaning_for(exc)}: {self.fix}."
-        return f"{text} (chapter {self.chapter})" if self.explain_names_chapter else text
+        text = _("{meaning}: {fix}.").format(meaning=self.meaning_for(exc), fix=_(self.fix))
+        if not self.explain_names_chapter:
+            return text
+        return _("{text} (chapter {chapter})").format(text=text, chapter=self.chapter)
 
     def one_line(self, exc: BaseException | None = None) -> str:
         """What the IPython hook prints under a traceback: label, meaning, fix, chapter."""
         meaning = self.meaning_for(root_cause(exc)) if exc is not None else self.headline()
-        return f"{self.label}: {meaning}; fix: {self.fix} (chapter {self.chapter})"
+        return _("{label}: {meaning}; fix: {fix} (chapter {chapter})").format(
+            label=self.label, meaning=meaning, fix=_(self.fix), chapter=self.chapter
+        )
 
 
 # -- the index ---------------------------------------------------------------------------------
-
-_PRIVATE_CREDENTIALS = (
-    "the private node's are in .rabbitmq/<kind>/credentials.json; `find_broker()` returns them"
-)
 
 ENTRIES: tuple[ErrorEntry, ...] = (
     ErrorEntry(
@@ -98,11 +100,11 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         label="ConnectionBlockedTimeout",
         raised_as="ConnectionBlockedTimeout",
         when="publishing while the broker has a memory or disk alarm",
-        meaning=(
+        meaning=N_(
             "The broker blocked this connection's publishing (a memory or disk alarm is on) for "
             "longer than its blocked_connection_timeout, so pika closed the connection"
         ),
-        fix=(
+        fix=N_(
             "free disk space or memory on the broker's machine (for the tutorial's node: `python "
             "-m helpers alarm clear`), then publish again on a new connection, with confirms"
         ),
@@ -115,8 +117,8 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         raised_as="ConnectionClosedByBroker",
         when="declaring a queue that is neither durable nor exclusive where the broker denies it "
         "(upstream RabbitMQ 4.3 and newer by default), or another denied deprecated feature",
-        meaning="RabbitMQ refused a deprecated feature and closed the connection ({detail})",
-        fix=(
+        meaning=N_("RabbitMQ refused a deprecated feature and closed the connection ({detail})"),
+        fix=N_(
             "declare queues durable=True (or exclusive=True for a temporary one) and use "
             "per-consumer prefetch instead of global_qos. Upstream RabbitMQ 4.3 and newer deny "
             "transient non-exclusive queues by default; 4.0-4.2 permit them with a warning in the "
@@ -132,11 +134,11 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         label="406 PRECONDITION_FAILED (inequivalent arg)",
         raised_as="ChannelClosedByBroker",
         when="declaring a queue or exchange again with other arguments (durable, type, x-...)",
-        meaning=(
+        meaning=N_(
             "The queue or exchange already exists with other arguments than this declaration "
             "({detail}), and the broker closed the channel"
         ),
-        fix=(
+        fix=N_(
             "declare it with exactly the arguments it has (see them in the management UI), or "
             "delete it first (`channel.queue_delete(name)`) if you mean to change them; then use a "
             "new channel"
@@ -152,12 +154,12 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         label="406 PRECONDITION_FAILED (delivery acknowledgement timed out)",
         raised_as="ChannelClosedByBroker",
         when="keeping a delivery unacknowledged longer than the broker's consumer_timeout",
-        meaning=(
+        meaning=N_(
             "A consumer held a delivery unacknowledged longer than the broker's consumer_timeout "
             "(30 minutes by default), so the broker closed the channel and requeued its "
             "unacknowledged messages"
         ),
-        fix=(
+        fix=N_(
             "acknowledge each delivery when its work is done (and do long work in a thread, acking "
             "with `connection.add_callback_threadsafe`), or raise the timeout. This is RabbitMQ up "
             "to 4.2, for every queue type; 4.3 and newer check the timeout for quorum queues only "
@@ -172,11 +174,11 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         label="406 PRECONDITION_FAILED (unknown delivery tag)",
         raised_as="ChannelClosedByBroker",
         when="acking a delivery twice, or on another channel than the one it came on",
-        meaning=(
+        meaning=N_(
             "The channel acknowledged a delivery tag it does not hold (acked twice, or on the "
             "wrong channel), and the broker closed the channel"
         ),
-        fix=(
+        fix=N_(
             "ack each delivery exactly once, on the channel it arrived on; the closed channel's "
             "other unacknowledged deliveries come back, so use a new channel"
         ),
@@ -189,10 +191,10 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         raised_as="ChannelClosedByBroker",
         when="publishing to, binding or passively declaring an exchange or queue that does "
         "not exist",
-        meaning=(
+        meaning=N_(
             "The exchange or queue does not exist ({detail}), and the broker closed the channel"
         ),
-        fix="declare it first (or check the spelling of its name), then use a new channel",
+        fix=N_("declare it first (or check the spelling of its name), then use a new channel"),
         chapter="04",
         matches=closed_with(pe.ChannelClosedByBroker, 404),
         detail=lambda exc: reply_text(exc).replace("NOT_FOUND - ", ""),
@@ -203,8 +205,8 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         raised_as="ChannelClosedByBroker",
         when="declaring or deleting a name starting with amq., or using a resource the user "
         "has no permission for",
-        meaning="The broker refused the operation ({detail}), and closed the channel",
-        fix=(
+        meaning=N_("The broker refused the operation ({detail}), and closed the channel"),
+        fix=N_(
             "pick a name that does not start with `amq.` (those belong to the broker), or give "
             "the user permission on that vhost; then use a new channel"
         ),
@@ -217,11 +219,11 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         label="312 NO_ROUTE (UnroutableError)",
         raised_as="UnroutableError",
         when="publishing with mandatory=True (and confirms) a message no queue is bound for",
-        meaning=(
+        meaning=N_(
             "No queue took the message, so the broker returned it (312 NO_ROUTE), as "
             "mandatory=True asks"
         ),
-        fix=(
+        fix=N_(
             "check the exchange's bindings and the routing key (or the queue name, on the default "
             "exchange), declare and bind the queue before publishing, or give the exchange an "
             "alternate exchange"
@@ -235,8 +237,8 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         raised_as="NackError",
         when="publishing with confirms to a queue that refuses the message (x-overflow "
         "reject-publish, or an internal error)",
-        meaning="The broker nacked the message (it did not take responsibility for it)",
-        fix=(
+        meaning=N_("The broker nacked the message (it did not take responsibility for it)"),
+        fix=N_(
             "publish it again later, or slow down: a full queue with x-overflow reject-publish "
             "nacks until consumers drain it"
         ),
@@ -248,11 +250,11 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         label="320 CONNECTION_FORCED",
         raised_as="ConnectionClosedByBroker",
         when="the broker restarting or shutting down, or an operator closing the connection",
-        meaning=(
+        meaning=N_(
             "The broker closed the connection on purpose ({detail}), because it is shutting down "
             "or an operator closed it"
         ),
-        fix=(
+        fix=N_(
             "open a new connection when the broker is back (retry with a growing pause), and "
             "publish with confirms so you know what to send again"
         ),
@@ -265,11 +267,11 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         label="ChannelWrongStateError",
         raised_as="ChannelWrongStateError",
         when="using a channel after a channel error closed it",
-        meaning=(
+        meaning=N_(
             "The channel is closed, because an earlier error on it (a 404, a 406) closed it, and "
             "a closed channel stays closed"
         ),
-        fix="open a new channel with `connection.channel()` (look for the first error)",
+        fix=N_("open a new channel with `connection.channel()` (look for the first error)"),
         chapter="01",
         matches=is_a(pe.ChannelWrongStateError),
     ),
@@ -278,8 +280,14 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         label="ConnectionWrongStateError",
         raised_as="ConnectionWrongStateError",
         when="using a connection after it was closed (by the `with` block, or by the broker)",
-        meaning="The connection is closed already (by your code, a `with` block, or the broker)",
-        fix="open a new connection; a cell opens its own with `with pika.BlockingConnection(...)`",
+        meaning=N_(
+            "The connection is closed already (by your code, a `with` block, or "
+            "the broker)"
+        ),
+        fix=N_(
+            "open a new connection; a cell opens its own with "
+            "`with pika.BlockingConnection(...)`"
+        ),
         chapter="03",
         matches=is_a(pe.ConnectionWrongStateError),
     ),
@@ -288,8 +296,11 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         label="ProbableAuthenticationError",
         raised_as="ProbableAuthenticationError",
         when="connecting with a wrong user name or password",
-        meaning="The broker refused the user name or password",
-        fix=f"check the credentials ({_PRIVATE_CREDENTIALS})",
+        meaning=N_("The broker refused the user name or password"),
+        fix=N_(
+            "check the credentials (the private node's are in .rabbitmq/<kind>/credentials.json; "
+            "`find_broker()` returns them)"
+        ),
         chapter="01",
         matches=is_a(pe.ProbableAuthenticationError),
         explain_names_chapter=False,
@@ -299,8 +310,8 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         label="ProbableAccessDeniedError",
         raised_as="ProbableAccessDeniedError",
         when="connecting to a virtual host that does not exist, or that the user may not use",
-        meaning="The broker has no such virtual host, or this user may not use it",
-        fix="check the vhost name (the default is '/') and the user's permissions",
+        meaning=N_("The broker has no such virtual host, or this user may not use it"),
+        fix=N_("check the vhost name (the default is '/') and the user's permissions"),
         chapter="01",
         matches=is_a(pe.ProbableAccessDeniedError),
         explain_names_chapter=False,
@@ -310,8 +321,8 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         label="AMQPConnectionError (connection refused)",
         raised_as="AMQPConnectionError",
         when="connecting while no broker runs there",
-        meaning="Nothing is listening on that host and port",
-        fix="start the broker (`python -m helpers broker start`) or fix the port",
+        meaning=N_("Nothing is listening on that host and port"),
+        fix=N_("start the broker (`python -m helpers broker start`) or fix the port"),
         chapter="01",
         matches=refused,
         explain_names_chapter=False,
@@ -321,8 +332,8 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         label="AMQPConnectionError (host not found)",
         raised_as="AMQPConnectionError",
         when="connecting to a misspelt host",
-        meaning="That host name does not resolve",
-        fix="check the spelling of the host",
+        meaning=N_("That host name does not resolve"),
+        fix=N_("check the spelling of the host"),
         chapter="01",
         matches=unresolved,
         explain_names_chapter=False,
@@ -332,11 +343,14 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         label="StreamLostError",
         raised_as="StreamLostError",
         when="using a connection after a pause, or after a long callback",
-        meaning=(
+        meaning=N_(
             "The connection was lost (the broker restarted or dropped it after missed heartbeats, "
             "e.g. during a long callback)"
         ),
-        fix="open a new connection; if it happened while connecting, check the port is RabbitMQ's",
+        fix=N_(
+            "open a new connection; if it happened while connecting, check the port is "
+            "RabbitMQ's"
+        ),
         chapter="01",
         matches=is_a(pe.StreamLostError),
         explain_names_chapter=False,
@@ -346,8 +360,8 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         label="AMQPConnectionError (not AMQP)",
         raised_as="IncompatibleProtocolError / AMQPConnectionError",
         when="connecting to a port where another program answers",
-        meaning="Something answered on that port but did not speak AMQP",
-        fix="check the port (5672 is AMQP, 15672 is the management web UI)",
+        meaning=N_("Something answered on that port but did not speak AMQP"),
+        fix=N_("check the port (5672 is AMQP, 15672 is the management web UI)"),
         chapter="01",
         matches=lambda exc: isinstance(exc, pe.AMQPConnectionError)
         and not isinstance(exc, pe.ConnectionClosedByBroker),
@@ -358,8 +372,8 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         label="AMQPConnectorStackTimeout (no AMQP handshake)",
         raised_as="AMQPConnectionError",
         when="connecting with stack_timeout to a port whose program never answers AMQP",
-        meaning="Something accepted the connection but never completed the AMQP handshake",
-        fix=(
+        meaning=N_("Something accepted the connection but never completed the AMQP handshake"),
+        fix=N_(
             "it is probably not RabbitMQ, so check the port (5672 is AMQP, 15672 is the management "
             "web UI)"
         ),
@@ -372,8 +386,8 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         label="AMQPConnectionError (timed out)",
         raised_as="AMQPConnectionError",
         when="connecting to a host that does not answer",
-        meaning="The broker did not answer in time",
-        fix="check the host, the port and your network",
+        meaning=N_("The broker did not answer in time"),
+        fix=N_("check the host, the port and your network"),
         chapter="01",
         matches=is_a(socket.timeout, TimeoutError, AMQPConnectorStackTimeout),
         explain_names_chapter=False,
@@ -383,8 +397,8 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         label="IndexError in URLParameters",
         raised_as="IndexError",
         when="writing an AMQP URL without its scheme",
-        meaning="pika could not parse that URL",
-        fix=(
+        meaning=N_("pika could not parse that URL"),
+        fix=N_(
             "write it as amqp://user:password@host:5672/vhost (the default vhost '/' is written "
             "%2F)"
         ),
@@ -397,8 +411,8 @@ ENTRIES: tuple[ErrorEntry, ...] = (
         label="ValueError in connection settings",
         raised_as="ValueError",
         when="a wrong port, an unknown URL parameter, a wrong type in ConnectionParameters",
-        meaning="The connection settings are malformed ({detail})",
-        fix="fix them and try again",
+        meaning=N_("The connection settings are malformed ({detail})"),
+        fix=N_("fix them and try again"),
         chapter="01",
         matches=is_a(ValueError),
         detail=str,

@@ -21,6 +21,7 @@ import pika.exceptions as pe
 
 from helpers.error_index import ErrorEntry, find_entry
 from helpers.error_rules import raised_by_pika, reply_text, root_cause
+from helpers.i18n import _
 
 INSTALL_HINT = (
     "Install RabbitMQ (Debian/Ubuntu: `sudo apt-get install rabbitmq-server`; macOS: "
@@ -80,18 +81,24 @@ def explain(exc: BaseException) -> str:
     cause = root_cause(exc)
     entry = find_entry(exc)
     if entry is not None and entry.key == "blocked":
-        return f"{blocked_publishing(*_ask_alarms(exc))} (chapter {entry.chapter})"
+        return _("{text} (chapter {chapter})").format(
+            text=blocked_publishing(*_ask_alarms(exc)), chapter=entry.chapter
+        )
     if entry is not None:
         return entry.sentence(cause)
     if isinstance(cause, pe.ConnectionClosedByBroker):
         return (
-            f"The broker closed the connection ({cause.reply_code} {reply_text(cause)}): "
-            "open a new connection."
+            _(
+                "The broker closed the connection ({code} {text}): open a new "
+                "connection."
+            ).format(code=cause.reply_code, text=reply_text(cause))
         )
     if isinstance(cause, pe.ChannelClosedByBroker):
         return (
-            f"The broker closed the channel ({cause.reply_code} {reply_text(cause)}): open a "
-            "new channel with `connection.channel()`."
+            _(
+                "The broker closed the channel ({code} {text}): open a new channel "
+                "with `connection.channel()`."
+            ).format(code=cause.reply_code, text=reply_text(cause))
         )
     return f"{type(cause).__name__}: {cause}"
 
@@ -108,45 +115,59 @@ def blocked_publishing(alarms: Sequence[str] | None, private_node: bool = False)
     """
     if alarms is None:
         return (
-            "The broker blocked this connection's publishing for longer than its "
-            "blocked_connection_timeout, which RabbitMQ does while a resource alarm is on "
-            "(free disk space below its limit, or memory use above its watermark): free disk "
-            "space or memory on the broker's machine (or ask whoever runs it), then publish "
-            "again."
+            _(
+                "The broker blocked this connection's publishing for longer than its "
+                "blocked_connection_timeout, which RabbitMQ does while a resource alarm is on "
+                "(free disk space below its limit, or memory use above its watermark): free disk "
+                "space or memory on the broker's machine (or ask whoever runs it), then publish "
+                "again."
+            )
         )
     kinds = sorted({a for a in alarms if a in ("disk", "memory")}) or sorted(set(alarms))
     if not kinds:
         return (
-            "The broker blocked this connection's publishing for longer than its "
-            "blocked_connection_timeout because of a resource alarm, which has cleared since: "
-            "publish again on a new connection, with confirms (the blocked message may have "
-            "arrived after all)."
+            _(
+                "The broker blocked this connection's publishing for longer than its "
+                "blocked_connection_timeout because of a resource alarm, which has cleared since: "
+                "publish again on a new connection, with confirms (the blocked message may have "
+                "arrived after all)."
+            )
         )
     what = {
-        ("disk",): "a disk alarm (its free disk space is below its disk_free_limit)",
-        ("memory",): "a memory alarm (it uses more memory than vm_memory_high_watermark allows)",
-        ("disk", "memory"): "a disk and a memory alarm",
-    }.get(tuple(kinds), "a resource alarm")
+        ("disk",): _("a disk alarm (its free disk space is below its disk_free_limit)"),
+        ("memory",): _(
+            "a memory alarm (it uses more memory than vm_memory_high_watermark allows)"
+        ),
+        ("disk", "memory"): _("a disk and a memory alarm"),
+    }.get(tuple(kinds), _("a resource alarm"))
     if private_node:
         fix = (
-            "run `python -m helpers alarm clear` in a terminal to put the tutorial node's "
-            "limits back"
+            _(
+                "run `python -m helpers alarm clear` in a terminal to put the tutorial node's "
+                "limits back"
+            )
         )
     elif "disk" in kinds:
         fix = (
-            "free disk space on the broker's machine, or lower its limit "
-            "(`rabbitmqctl set_disk_free_limit 50MB`)"
+            _(
+                "free disk space on the broker's machine, or lower its limit (`rabbitmqctl "
+                "set_disk_free_limit 50MB`)"
+            )
         )
     elif "memory" in kinds:
         fix = (
-            "let consumers drain the queues, or raise the limit "
-            "(`rabbitmqctl set_vm_memory_high_watermark <fraction of RAM>`)"
+            _(
+                "let consumers drain the queues, or raise the limit (`rabbitmqctl "
+                "set_vm_memory_high_watermark <fraction of RAM>`)"
+            )
         )
     else:
-        fix = "free disk space or memory on the broker's machine (or ask whoever runs it)"
+        fix = _("free disk space or memory on the broker's machine (or ask whoever runs it)")
     return (
-        f"The broker blocks publishers because it has {what}, so pika gave up on this "
-        f"connection after its blocked_connection_timeout: {fix}, then publish again."
+        _(
+            "The broker blocks publishers because it has {what}, so pika gave up on this "
+            "connection after its blocked_connection_timeout: {fix}, then publish again."
+        ).format(what=what, fix=fix)
     )
 
 

@@ -31,6 +31,7 @@ import pika
 
 from helpers.broker import Broker
 from helpers.checks import CheckResult, hint, passed
+from helpers.i18n import _
 
 EXCHANGE = "ch00.greetings"
 QUEUE = "ch00.exercise"
@@ -58,21 +59,27 @@ def check_exercise(
     api = broker.management
     if not any(e["name"] == exchange for e in api.exchanges(broker.vhost)):
         return hint(
-            f"The exchange {exchange!r} is gone: run the cells of the section "
-            "'The life of one message' again, then redo the exercise."
+            _(
+                "The exchange {exchange!r} is gone: run the cells of the section 'The life of one "
+                "message' again, then redo the exercise."
+            ).format(exchange=exchange)
         )
     info = api.queue(queue, broker.vhost)
     if info is None:
         return hint(
-            f"There is no queue named {queue!r} yet: declare it with durable=True (RabbitMQ "
-            "4.3 and newer refuse a queue that is neither durable nor exclusive by default, and "
-            "close the connection; an exclusive queue disappears when your `with` block closes "
-            "the connection)."
+            _(
+                "There is no queue named {queue!r} yet: declare it with durable=True (RabbitMQ "
+                "4.3 and newer refuse a queue that is neither durable nor exclusive by default, "
+                "and close the connection; an exclusive queue disappears when your `with` block "
+                "closes the connection)."
+            ).format(queue=queue)
         )
     if not info.get("durable"):
         return hint(
-            f"{queue!r} exists but is not durable: delete it "
-            f"(channel.queue_delete(queue={queue!r})) and declare it again with durable=True."
+            _(
+                "{queue!r} exists but is not durable: delete it "
+                "(channel.queue_delete(queue={queue!r})) and declare it again with durable=True."
+            ).format(queue=queue)
         )
 
     keys = sorted(
@@ -84,26 +91,32 @@ def check_exercise(
     )
     if not keys:
         return hint(
-            f"{queue!r} exists, but nothing binds it to {exchange!r}: without a binding the "
-            "exchange never sends it anything."
+            _(
+                "{queue!r} exists, but nothing binds it to {exchange!r}: without a binding the "
+                "exchange never sends it anything."
+            ).format(queue=queue, exchange=exchange)
         )
     if routing_key not in keys:
         found = ", ".join(repr(k) for k in keys)
         return hint(
-            f"{queue!r} is bound to {exchange!r} with the key {found}, but the exercise asks "
-            f"for {routing_key!r} (keys are compared exactly, case included)."
+            _(
+                "{queue!r} is bound to {exchange!r} with the key {found}, but the exercise asks "
+                "for {routing_key!r} (keys are compared exactly, case included)."
+            ).format(queue=queue, exchange=exchange, found=found, routing_key=routing_key)
         )
 
     if _wait_for_message(broker, queue, wait_s) == 0:
         since = (
-            " since the check took out the one it judged"
+            _(" since the check took out the one it judged")
             if (broker.vhost, queue) in _EMPTIED
             else ""
         )
         return hint(
-            f"{queue!r} is bound correctly but holds no message{since}: publish one to the "
-            f"exchange {exchange!r} with the routing key {routing_key!r} (a message whose "
-            "routing key matches no binding is dropped)."
+            _(
+                "{queue!r} is bound correctly but holds no message{since}: publish one to the "
+                "exchange {exchange!r} with the routing key {routing_key!r} (a message whose "
+                "routing key matches no binding is dropped)."
+            ).format(queue=queue, since=since, exchange=exchange, routing_key=routing_key)
         )
     return _judge_newest(broker, exchange, queue, routing_key, keys)
 
@@ -120,15 +133,17 @@ def _judge_newest(
     with pika.BlockingConnection(params) as connection:
         channel = connection.channel()
         taken = []
-        for _ in range(PEEK):
+        for _i in range(PEEK):
             method, _properties, _body = channel.basic_get(queue=queue, auto_ack=False)
             if method is None:
                 break
             taken.append(method)
         if not taken:
             return hint(
-                f"The message in {queue!r} is held by a consumer that has not acknowledged it: "
-                "close that consumer's connection, then run the check again."
+                _(
+                    "The message in {queue!r} is held by a consumer that has not acknowledged it: "
+                    "close that consumer's connection, then run the check again."
+                ).format(queue=queue)
             )
         result = _verdict(taken[-1], exchange, queue, routing_key, keys)
         if result.passed:
@@ -143,35 +158,52 @@ def _verdict(
     newest: pika.spec.Basic.GetOk, exchange: str, queue: str, routing_key: str, keys: list[str]
 ) -> CheckResult:
     took_out = (
-        f" (The check took the messages it looked at out of {queue!r}, so that the next check "
-        "sees only what you publish after this one.)"
+        _(
+            " (The check took the messages it looked at out of {queue!r}, so that the next check "
+            "sees only what you publish after this one.)"
+        ).format(queue=queue)
     )
     if newest.exchange == "":
         return hint(
-            f"Your latest message went straight to {queue!r} through the default exchange "
-            f'(exchange="", routing key = the queue\'s name), not through {exchange!r}: '
-            f"publish to the exchange {exchange!r}, so that your binding routes it." + took_out
+            _(
+                "Your latest message went straight to {queue!r} through the default exchange "
+                "(exchange=\"\", routing key = the queue's name), not through {exchange!r}: "
+                "publish to the exchange {exchange!r}, so that your binding routes it."
+            ).format(queue=queue, exchange=exchange) + took_out
         )
     if newest.exchange != exchange:
         return hint(
-            f"Your latest message in {queue!r} came through {newest.exchange!r}, not through "
-            f"{exchange!r}: publish to the exchange {exchange!r}." + took_out
+            _(
+                "Your latest message in {queue!r} came through {newest_exchange!r}, not through "
+                "{exchange!r}: publish to the exchange {exchange!r}."
+            ).format(queue=queue, newest_exchange=newest.exchange, exchange=exchange) + took_out
         )
     if newest.routing_key != routing_key:
         others = [k for k in keys if k != routing_key]
         left = (
-            f" It reached {queue!r} through the binding {newest.routing_key!r}, left from an "
-            "earlier attempt: remove it with channel.queue_unbind(...)."
+            _(
+                " It reached {queue!r} through the binding {newest_routing_key!r}, left from an "
+                "earlier attempt: remove it with channel.queue_unbind(...)."
+            ).format(queue=queue, newest_routing_key=newest.routing_key)
             if newest.routing_key in others
             else ""
         )
         return hint(
-            f"Your latest message came through {exchange!r} with the routing key "
-            f"{newest.routing_key!r}, but the exercise asks for {routing_key!r}.{left}" + took_out
+            _(
+                "Your latest message came through {exchange!r} with the routing key "
+                "{newest_routing_key!r}, but the exercise asks for {routing_key!r}.{left}"
+            ).format(
+                exchange=exchange,
+                newest_routing_key=newest.routing_key,
+                routing_key=routing_key,
+                left=left,
+            ) + took_out
         )
     return passed(
-        f"{queue} is bound to {exchange} with the key {routing_key!r}, and the broker routed "
-        "a message into it."
+        _(
+            "{queue} is bound to {exchange} with the key {routing_key!r}, and the broker routed a "
+            "message into it."
+        ).format(queue=queue, exchange=exchange, routing_key=routing_key)
     )
 
 

@@ -35,6 +35,7 @@ import pika.exceptions
 
 from helpers.checks import CheckResult, hint, passed
 from helpers.errors import ManagementError
+from helpers.i18n import _
 
 EXERCISE_NAME = "ch01.exercise"
 EXPECTED_CHANNELS = 2
@@ -57,8 +58,10 @@ def check_exercise(
     """The notebook's check: `connection` is the learner's `exercise_connection` (or None)."""
     if connection is None:
         return hint(
-            "There is no `exercise_connection` yet: write your code in the cell above, keep "
-            "the connection in a variable called exercise_connection, and run that cell."
+            _(
+                "There is no `exercise_connection` yet: write your code in the cell above, keep "
+                "the connection in a variable called exercise_connection, and run that cell."
+            )
         )
     return check(connection, name=name, timeout=timeout, broker=broker)
 
@@ -108,8 +111,15 @@ def check(
             numbers = sorted(ch["number"] for ch in api.connection_channels(mine[0]["name"]))
             if mine[0].get("channels") == EXPECTED_CHANNELS and len(numbers) == EXPECTED_CHANNELS:
                 return passed(
-                    f"The broker sees your connection {name!r} with {EXPECTED_CHANNELS} "
-                    f"channels (numbers {numbers[0]} and {numbers[1]})." + _note(len(closed_extra))
+                    _(
+                        "The broker sees your connection {name!r} with {EXPECTED_CHANNELS} "
+                        "channels (numbers {v_0} and {v_1})."
+                    ).format(
+                        name=name,
+                        EXPECTED_CHANNELS=EXPECTED_CHANNELS,
+                        v_0=numbers[0],
+                        v_1=numbers[1],
+                    ) + _note(len(closed_extra))
                 )
         if time.monotonic() > deadline:
             break
@@ -118,27 +128,40 @@ def check(
 
     if not mine:
         return hint(
-            f"The broker lists no open connection named {name!r}. Give the name with "
-            "client_properties={'connection_name': ...} in ConnectionParameters, and do not "
-            "close the connection (no `with` block) before the check runs."
+            _(
+                "The broker lists no open connection named {name!r}. Give the name with "
+                "client_properties={{'connection_name': ...}} in ConnectionParameters, and do not "
+                "close the connection (no `with` block) before the check runs."
+            ).format(name=name)
         )
     if len(mine) > 1:
         return hint(
-            f"The broker lists {len(mine)} open connections named {name!r}: running your cell "
-            "again opened a new one and left the old one open (assigning a variable again "
-            "does not close a connection). Run the chapter's first cell (it closes them), "
-            "then your cell once, then the check."
+            _(
+                "The broker lists {n_mine} open connections named {name!r}: running your cell "
+                "again opened a new one and left the old one open (assigning a variable again "
+                "does not close a connection). Run the chapter's first cell (it closes them), "
+                "then your cell once, then the check."
+            ).format(n_mine=len(mine), name=name)
         )
     count = len(numbers)
     if count == EXPECTED_CHANNELS:
         return hint(
-            f"The broker lists your connection {name!r} with {count} channels, but its counts "
-            "have not caught up yet: run the check again in a few seconds."
+            _(
+                "The broker lists your connection {name!r} with {count} channels, but its counts "
+                "have not caught up yet: run the check again in a few seconds."
+            ).format(name=name, count=count)
         )
     return hint(
-        f"Your connection {name!r} is there, but it carries {count} channel"
-        f"{'' if count == 1 else 's'}, not {EXPECTED_CHANNELS}: each connection.channel() "
-        "call opens one more, and a channel error closes one."
+        _(
+            "Your connection {name!r} is there, but it carries {count} channel{value}, not "
+            "{EXPECTED_CHANNELS}: each connection.channel() call opens one more, and a channel "
+            "error closes one."
+        ).format(
+            name=name,
+            count=count,
+            value='' if count == 1 else 's',
+            EXPECTED_CHANNELS=EXPECTED_CHANNELS,
+        )
     )
 
 
@@ -146,10 +169,12 @@ def _look_at(connection: Any, name: str) -> CheckResult | None:
     """A hint from the learner's connection object alone, or None to go and ask the broker."""
     if getattr(connection, "is_closed", False):
         return hint(
-            "Your connection is already closed: a `with` block closes it at its end (and so "
-            "does close()), and the broker forgets closed connections at once. Open it "
-            "without `with`, leave it open, and run the check. (If your cell stopped with an "
-            "error, fix that first.)"
+            _(
+                "Your connection is already closed: a `with` block closes it at its end (and so "
+                "does close()), and the broker forgets closed connections at once. Open it "
+                "without `with`, leave it open, and run the check. (If your cell stopped with an "
+                "error, fix that first.)"
+            )
         )
     if not _wait(connection, 0):
         return _dropped()
@@ -157,29 +182,42 @@ def _look_at(connection: Any, name: str) -> CheckResult | None:
     if given is not None and given != name:
         if given == "":
             return hint(
-                f"Your connection is open, but it has no name, so the broker cannot list it "
-                f"as {name!r}: pass client_properties={{'connection_name': {name!r}}} to "
-                "ConnectionParameters."
+                _(
+                    "Your connection is open, but it has no name, so the broker cannot list it as "
+                    "{name!r}: pass client_properties={{'connection_name': {name!r}}} to "
+                    "ConnectionParameters."
+                ).format(name=name)
             )
         return hint(
-            f"Your connection is open, but its name is {given!r}, not {name!r} "
-            "(client_properties={'connection_name': ...})."
+            _(
+                "Your connection is open, but its name is {given!r}, not {name!r} "
+                "(client_properties={{'connection_name': ...}})."
+            ).format(given=given, name=name)
         )
     count = _open_channels(connection)
     if count is not None and count != EXPECTED_CHANNELS:
         return hint(
-            f"Your connection {name!r} is open, but it carries {count} channel"
-            f"{'' if count == 1 else 's'}, not {EXPECTED_CHANNELS}: each connection.channel() "
-            "call opens one more, and a channel error closes one."
+            _(
+                "Your connection {name!r} is open, but it carries {count} channel{value}, not "
+                "{EXPECTED_CHANNELS}: each connection.channel() call opens one more, and a "
+                "channel error closes one."
+            ).format(
+                name=name,
+                count=count,
+                value='' if count == 1 else 's',
+                EXPECTED_CHANNELS=EXPECTED_CHANNELS,
+            )
         )
     return None
 
 
 def _dropped() -> CheckResult:
     return hint(
-        "The broker dropped your connection while it sat idle: a BlockingConnection answers "
-        "the broker's heartbeats only while pika runs, and nothing ran between your cell and "
-        "the check (section 6, heartbeats). Run your cell again, then the check right away."
+        _(
+            "The broker dropped your connection while it sat idle: a BlockingConnection answers "
+            "the broker's heartbeats only while pika runs, and nothing ran between your cell and "
+            "the check (section 6, heartbeats). Run your cell again, then the check right away."
+        )
     )
 
 
@@ -248,7 +286,9 @@ def _note(closed: int) -> str:
     if not closed:
         return ""
     return (
-        f" (The check closed {closed} older connection{'' if closed == 1 else 's'} with the "
-        "same name that an earlier run of your cell had left open: assigning "
-        "exercise_connection again does not close the old connection.)"
+        _(
+            " (The check closed {closed} older connection{value} with the same name that an "
+            "earlier run of your cell had left open: assigning exercise_connection again does not "
+            "close the old connection.)"
+        ).format(closed=closed, value='' if closed == 1 else 's')
     )

@@ -31,6 +31,7 @@ import pika.exceptions
 
 from helpers.broker import Broker
 from helpers.checks import CheckResult, hint, passed
+from helpers.i18n import _
 
 QUEUE = "ch02.exercise.orders"
 ROOM = 3
@@ -55,25 +56,33 @@ def check_exercise(broker: Broker, refused: object, queue: str = QUEUE) -> Check
     info = broker.management.queue(queue, broker.vhost)
     if info is None:
         return hint(
-            f"There is no queue named {queue!r} yet: in the empty cell above, declare it with "
-            f"durable=True and arguments={ARGUMENTS!r}, then publish the orders."
+            _(
+                "There is no queue named {queue!r} yet: in the empty cell above, declare it with "
+                "durable=True and arguments={ARGUMENTS!r}, then publish the orders."
+            ).format(queue=queue, ARGUMENTS=ARGUMENTS)
         )
     if not info.get("durable"):
         return hint(
-            f"{queue!r} is not durable, so a restart would delete it with its messages: "
-            "delete it (channel.queue_delete) and declare it again with durable=True."
+            _(
+                "{queue!r} is not durable, so a restart would delete it with its messages: delete "
+                "it (channel.queue_delete) and declare it again with durable=True."
+            ).format(queue=queue)
         )
     arguments = info.get("arguments") or {}
     if any(arguments.get(key) != value for key, value in ARGUMENTS.items()):
         return hint(
-            f"{queue!r} was declared without the limit {ARGUMENTS!r} (it has {arguments!r}), "
-            "so it would take every order and refuse none. Declaring it again with other "
-            "arguments fails with 406 PRECONDITION_FAILED: delete it first "
-            "(channel.queue_delete), then declare it with those arguments."
+            _(
+                "{queue!r} was declared without the limit {ARGUMENTS!r} (it has {arguments!r}), "
+                "so it would take every order and refuse none. Declaring it again with other "
+                "arguments fails with 406 PRECONDITION_FAILED: delete it first "
+                "(channel.queue_delete), then declare it with those arguments."
+            ).format(queue=queue, ARGUMENTS=ARGUMENTS, arguments=arguments)
         )
     messages = _peek(broker, queue)
     if not messages:
-        return hint(f"{queue!r} is empty: publish the orders to it (exchange='').")
+        return hint(_(
+            "{queue!r} is empty: publish the orders to it (exchange='')."
+        ).format(queue=queue))
     earlier = _earlier_run(messages, refused, queue)
     if earlier is not None:
         return earlier
@@ -86,8 +95,10 @@ def check_exercise(broker: Broker, refused: object, queue: str = QUEUE) -> Check
     twice = sorted({i for i in held if held.count(i) > 1})
     if twice:
         return hint(
-            f"Order(s) {_ids(twice)} are in {queue!r} more than once: publish each order once. "
-            "Start your cell by deleting the queue, so that running it again starts over."
+            _(
+                "Order(s) {value} are in {queue!r} more than once: publish each order once. Start "
+                "your cell by deleting the queue, so that running it again starts over."
+            ).format(value=_ids(twice), queue=queue)
         )
     return _compare(set(held), refused, queue)
 
@@ -101,17 +112,21 @@ def _earlier_run(
     both = sorted(held & said)
     if both:
         return hint(
-            f"`refused` lists order(s) {_ids(both)}, but {queue!r} holds them: they were taken "
-            "by an earlier run of your cell, and refused this time because the queue was full. "
-            "Start your cell by deleting the queue, so that each run starts over."
+            _(
+                "`refused` lists order(s) {value}, but {queue!r} holds them: they were taken by "
+                "an earlier run of your cell, and refused this time because the queue was full. "
+                "Start your cell by deleting the queue, so that each run starts over."
+            ).format(value=_ids(both), queue=queue)
         )
     seen = sum(1 for redelivered, _p, _b in messages if redelivered)
     if 0 < seen < len(messages):
         return hint(
-            f"{queue!r} holds {seen} message(s) that an earlier check already read, beside "
-            f"{len(messages) - seen} new one(s): your cell ran again and added to what an "
-            "earlier run published. Start your cell by deleting the queue "
-            "(channel.queue_delete), so that each run starts over."
+            _(
+                "{queue!r} holds {seen} message(s) that an earlier check already read, beside "
+                "{value} new one(s): your cell ran again and added to what an earlier run "
+                "published. Start your cell by deleting the queue (channel.queue_delete), so that "
+                "each run starts over."
+            ).format(queue=queue, seen=seen, value=len(messages) - seen)
         )
     return None
 
@@ -132,7 +147,7 @@ def _peek(broker: Broker, queue: str) -> list[tuple[bool, pika.BasicProperties, 
         channel = connection.channel()
         count = channel.queue_declare(queue=queue, passive=True).method.message_count
         messages = []
-        for _ in range(count):
+        for _i in range(count):
             method, properties, body = channel.basic_get(queue=queue, auto_ack=False)
             if method is None:  # a consumer of the learner's took it meanwhile
                 break
@@ -144,24 +159,38 @@ def _judge(properties: pika.BasicProperties, body: bytes) -> CheckResult | int:
     """One message against what the exercise asks: a hint, or the order id it carries."""
     if properties.delivery_mode != pika.DeliveryMode.Persistent.value:
         return hint(
-            "The orders are transient: a restart would lose them even in a durable queue. "
-            "Set delivery_mode=pika.DeliveryMode.Persistent in their properties."
+            _(
+                "The orders are transient: a restart would lose them even in a durable queue. Set "
+                "delivery_mode=pika.DeliveryMode.Persistent in their properties."
+            )
         )
     if properties.content_type != CONTENT_TYPE:
         return hint(
-            f"content_type is {properties.content_type!r}: set it to {CONTENT_TYPE!r} so a "
-            "consumer knows how to decode the body."
+            _(
+                "content_type is {properties_content_type!r}: set it to {CONTENT_TYPE!r} so a "
+                "consumer knows how to decode the body."
+            ).format(properties_content_type=properties.content_type, CONTENT_TYPE=CONTENT_TYPE)
         )
     try:
         order = json.loads(body)
     except ValueError:
-        return hint(f"A body is not JSON ({body[:40]!r}): send json.dumps(order).")
+        return hint(_(
+            "A body is not JSON ({value!r}): send json.dumps(order)."
+        ).format(value=body[:40]))
     if order not in ORDERS:
-        return hint(f"A body decodes to {order!r}, which is none of the orders in ORDERS.")
+        return hint(_(
+            "A body decodes to {order!r}, which is none of the orders in ORDERS."
+        ).format(order=order))
     if properties.message_id != message_id(order):
         return hint(
-            f"The message_id of order {order['order_id']} is {properties.message_id!r}; the "
-            f"exercise asks for {message_id(order)!r} (f\"order-{{order['order_id']}}\")."
+            _(
+                "The message_id of order {order_id} is {properties_message_id!r}; the exercise "
+                "asks for {value!r} (f\"order-{{order['order_id']}}\")."
+            ).format(
+                order_id=order['order_id'],
+                properties_message_id=properties.message_id,
+                value=message_id(order),
+            )
         )
     return order["order_id"]
 
@@ -171,35 +200,43 @@ def _compare(held: set[int], refused: object, queue: str) -> CheckResult:
     missing = [i for i in _IDS if i not in held]
     if refused is None:
         return hint(
-            f"The queue holds order(s) {_ids(sorted(held))}, and `refused` is still None: "
-            "collect in a list named refused the orders whose basic_publish the broker "
-            "refused."
+            _(
+                "The queue holds order(s) {value}, and `refused` is still None: collect in a list "
+                "named refused the orders whose basic_publish the broker refused."
+            ).format(value=_ids(sorted(held)))
         )
     said = _refused_ids(refused)
     if said is None:
         return hint(
-            f"`refused` is {refused!r}; it should be a list of the refused orders (the dicts "
-            "from ORDERS, or their order_id)."
+            _(
+                "`refused` is {refused!r}; it should be a list of the refused orders (the dicts "
+                "from ORDERS, or their order_id)."
+            ).format(refused=refused)
         )
     if not said and missing:
         return hint(
-            f"The queue took only order(s) {_ids(sorted(held))}, yet `refused` is empty: order(s) "
-            f"{_ids(missing)} were lost and nobody noticed. Only a channel in confirm mode "
-            "(channel.confirm_delivery()) learns that the broker refused a message: its "
-            "basic_publish then raises pika.exceptions.NackError. Collect those orders in "
-            "refused."
+            _(
+                "The queue took only order(s) {value}, yet `refused` is empty: order(s) {value2} "
+                "were lost and nobody noticed. Only a channel in confirm mode "
+                "(channel.confirm_delivery()) learns that the broker refused a message: its "
+                "basic_publish then raises pika.exceptions.NackError. Collect those orders in "
+                "refused."
+            ).format(value=_ids(sorted(held)), value2=_ids(missing))
         )
     lost = [i for i in missing if i not in said]
     if lost:
         return hint(
-            f"Order(s) {_ids(lost)} are neither in {queue!r} nor in `refused`: publish every "
-            "order of ORDERS, and add to refused each one whose basic_publish raised "
-            "pika.exceptions.NackError."
+            _(
+                "Order(s) {value} are neither in {queue!r} nor in `refused`: publish every order "
+                "of ORDERS, and add to refused each one whose basic_publish raised "
+                "pika.exceptions.NackError."
+            ).format(value=_ids(lost), queue=queue)
         )
     return passed(
-        f"Orders {_ids(sorted(held))} wait in a durable queue as persistent JSON messages, and "
-        f"confirm mode told you that the broker refused order(s) {_ids(sorted(said))}, to "
-        "retry later."
+        _(
+            "Orders {value} wait in a durable queue as persistent JSON messages, and confirm mode "
+            "told you that the broker refused order(s) {value2}, to retry later."
+        ).format(value=_ids(sorted(held)), value2=_ids(sorted(said)))
     )
 
 

@@ -21,6 +21,7 @@ import pika.exceptions
 
 from helpers.broker import Broker
 from helpers.checks import CheckResult, hint, passed
+from helpers.i18n import _
 
 QUEUE = "ch03.exercise.jobs"
 JOBS: tuple[str, ...] = ("4", "8", "15", "16", "23", "42")
@@ -36,48 +37,68 @@ def check_exercise(broker: Broker, total: object, queue: str = QUEUE) -> CheckRe
     state = _queue_state(broker, queue)
     if state is None:
         return hint(
-            f"There is no queue named {queue!r}: run the cell that fills it (start_over()) first."
+            _(
+                "There is no queue named {queue!r}: run the cell that fills it (start_over()) "
+                "first."
+            ).format(queue=queue)
         )
     ready, unacked, consumers = state
     if consumers:
         return hint(
-            f"{queue!r} still has {consumers} consumer(s): after leaving the `for` loop, call "
-            "channel.cancel() so the generator's consumer goes away, and open the connection "
-            "in a with block, which closes it (and any consumer on it) at the end of the cell."
+            _(
+                "{queue!r} still has {consumers} consumer(s): after leaving the `for` loop, call "
+                "channel.cancel() so the generator's consumer goes away, and open the connection "
+                "in a with block, which closes it (and any consumer on it) at the end of the cell."
+            ).format(queue=queue, consumers=consumers)
         )
     if unacked:
         return hint(
-            f"{unacked} job(s) were delivered but never acknowledged: call "
-            "channel.basic_ack(method.delivery_tag) for each job you processed."
+            _(
+                "{unacked} job(s) were delivered but never acknowledged: call "
+                "channel.basic_ack(method.delivery_tag) for each job you processed."
+            ).format(unacked=unacked)
         )
     if ready >= len(JOBS) and total is None:
         return hint(
-            f"Nothing consumed yet: all {ready} jobs wait in {queue!r}. Write your worker in "
-            "the empty cell above (start it with start_over()), then run this check again."
+            _(
+                "Nothing consumed yet: all {ready} jobs wait in {queue!r}. Write your worker in "
+                "the empty cell above (start it with start_over()), then run this check again."
+            ).format(ready=ready, queue=queue)
         )
     if ready >= len(JOBS):
         return hint(
-            f"All {ready} jobs are back in {queue!r}, although your worker read them (total is "
-            f"{total!r}): none was acknowledged, so when its connection closed (at the end of "
-            "its with block, or after an error) the broker put them back. Add int(body) to "
-            "total and call channel.basic_ack(delivery_tag=method.delivery_tag), for every job."
+            _(
+                "All {ready} jobs are back in {queue!r}, although your worker read them (total is "
+                "{total!r}): none was acknowledged, so when its connection closed (at the end of "
+                "its with block, or after an error) the broker put them back. Add int(body) to "
+                "total and call channel.basic_ack(delivery_tag=method.delivery_tag), for every "
+                "job."
+            ).format(ready=ready, queue=queue, total=total)
         )
     if ready:
         return hint(
-            f"{ready} job(s) are still waiting in {queue!r}: keep consuming until the generator "
-            "yields (None, None, None), which means the queue stayed quiet for "
-            "inactivity_timeout seconds."
+            _(
+                "{ready} job(s) are still waiting in {queue!r}: keep consuming until the "
+                "generator yields (None, None, None), which means the queue stayed quiet for "
+                "inactivity_timeout seconds."
+            ).format(ready=ready, queue=queue)
         )
     if isinstance(total, bool) or not isinstance(total, int):
-        return hint(f"`total` is {total!r}; it should be an int: add int(body) for every job.")
+        return hint(_(
+            "`total` is {total!r}; it should be an int: add int(body) for every job."
+        ).format(total=total))
     if total != EXPECTED_TOTAL:
         return hint(
-            f"The queue is empty and clean, but total is {total}: add int(body) of every job "
-            "exactly once (start your cell with start_over(), which refills the queue)."
+            _(
+                "The queue is empty and clean, but total is {total}: add int(body) of every job "
+                "exactly once (start your cell with start_over(), which refills the queue)."
+            ).format(total=total)
         )
     return passed(
-        f"All {len(JOBS)} jobs consumed and acknowledged, total {total}, and no consumer left "
-        f"behind on {queue}."
+        _(
+            "All {n_jobs} jobs consumed and acknowledged, total {total}, and no consumer left "
+            "behind on {queue}."
+        ).format(n_jobs=len(JOBS), total=total, queue=queue)
     )
 
 

@@ -14,6 +14,7 @@ import pika
 
 from helpers.broker import Broker
 from helpers.checks import CheckResult, hint, passed
+from helpers.i18n import N_, _
 
 EXCHANGE = "ch04.exercise.logs"
 CRITICAL_QUEUE = "ch04.exercise.critical"
@@ -31,7 +32,8 @@ PROBES: dict[str, frozenset[str]] = {
     "kernel.info": frozenset(),
     "KERN.critical": frozenset({"critical"}),
 }
-REMINDER = (
+# Translated where it is used (the language is chosen when the check runs, not at import).
+REMINDER = N_(
     "Remember: `*` stands for exactly one word, `#` for zero or more words, and keys are "
     "case-sensitive."
 )
@@ -59,8 +61,10 @@ def check_exercise(
         if got != expected:
             return hint(_routing_hint(broker, exchange, queues, key, got, expected))
     return passed(
-        f"{len(PROBES)} test lines landed exactly where they should: {critical_queue} gets "
-        f"every critical line, {kern_queue} everything from kern."
+        _(
+            "{n_probes} test lines landed exactly where they should: {critical_queue} gets every "
+            "critical line, {kern_queue} everything from kern."
+        ).format(n_probes=len(PROBES), critical_queue=critical_queue, kern_queue=kern_queue)
     )
 
 
@@ -81,30 +85,40 @@ def _topology_problem(broker: Broker, exchange: str, queues: dict[str, str]) -> 
     found = api.exchange(exchange, broker.vhost)
     if found is None:
         return (
-            f"There is no exchange named {exchange!r} yet: declare it (a topic exchange) in "
-            "the cell above, inside `with pika.BlockingConnection(params) as connection:`, "
-            "and run that cell."
+            _(
+                "There is no exchange named {exchange!r} yet: declare it (a topic exchange) in "
+                "the cell above, inside `with pika.BlockingConnection(params) as connection:`, "
+                "and run that cell."
+            ).format(exchange=exchange)
         )
     if found["type"] != "topic":
         return (
-            f"{exchange!r} is a {found['type']} exchange; the wildcards `*` and `#` only "
-            "work on a topic exchange. Delete it (exchange_delete) and declare it again with "
-            "exchange_type='topic': declaring it again with another type, without deleting "
-            "it first, fails with 406 PRECONDITION_FAILED."
+            _(
+                "{exchange!r} is a {type} exchange; the wildcards `*` and `#` only work on a "
+                "topic exchange. Delete it (exchange_delete) and declare it again with "
+                "exchange_type='topic': declaring it again with another type, without deleting it "
+                "first, fails with 406 PRECONDITION_FAILED."
+            ).format(exchange=exchange, type=found['type'])
         )
     for queue in queues.values():
         row = api.queue(queue, broker.vhost)
         if row is None:
-            return f"There is no queue named {queue!r} yet: declare it and bind it."
+            return _(
+                "There is no queue named {queue!r} yet: declare it and bind it."
+            ).format(queue=queue)
         if not row.get("durable") and not row.get("exclusive"):
             return (
-                f"{queue!r} is not durable: delete it and declare it again with durable=True, "
-                "like every named queue of this chapter."
+                _(
+                    "{queue!r} is not durable: delete it and declare it again with durable=True, "
+                    "like every named queue of this chapter."
+                ).format(queue=queue)
             )
         if not _binding_keys(broker, exchange, queue):
             return (
-                f"{queue!r} is not bound to {exchange!r} yet: queue_bind it, with a binding "
-                "key made of words, `*` and `#`."
+                _(
+                    "{queue!r} is not bound to {exchange!r} yet: queue_bind it, with a binding "
+                    "key made of words, `*` and `#`."
+                ).format(queue=queue, exchange=exchange)
             )
     return None
 
@@ -119,8 +133,9 @@ def _routing_hint(
 ) -> str:
     """What went wrong with one test line, naming the binding that did it where we can."""
     text = (
-        f"A line with routing key {key!r} reached {_describe(got, queues)}, but it should "
-        f"reach {_describe(expected, queues)}."
+        _(
+            "A line with routing key {key!r} reached {got}, but it should reach {expected}."
+        ).format(key=key, got=_describe(got, queues), expected=_describe(expected, queues))
     )
     label = next(lb for lb in sorted(queues) if (lb in got) != (lb in expected))
     queue = queues[label]
@@ -128,25 +143,35 @@ def _routing_hint(
     shown = ", ".join(repr(k) for k in keys)
     if len(keys) > 1:
         return (
-            f"{text} {queue!r} has {len(keys)} bindings ({shown}); it needs one, so one is "
-            "probably left from an earlier attempt: delete the queue (queue_delete) and "
-            "declare and bind it again, once."
+            _(
+                "{text} {queue!r} has {n_keys} bindings ({shown}); it needs one, so one is "
+                "probably left from an earlier attempt: delete the queue (queue_delete) and "
+                "declare and bind it again, once."
+            ).format(text=text, queue=queue, n_keys=len(keys), shown=shown)
         )
     binding = keys[0] if keys else ""
     words = binding.split(".")
     if label in expected and "*" in words:
         return (
-            f"{text} `*` matches exactly one word, so {binding!r} misses {key!r}; `#` "
-            "matches zero or more words."
+            _(
+                "{text} `*` matches exactly one word, so {binding!r} misses {key!r}; `#` matches "
+                "zero or more words."
+            ).format(text=text, binding=binding, key=key)
         )
     if "*" not in words and "#" not in words:
         return (
-            f"{text} A binding key without `*` or `#` ({binding!r}) matches only that exact "
-            "routing key, as on a direct exchange. " + REMINDER
+            _(
+                "{text} A binding key without `*` or `#` ({binding!r}) matches only that exact "
+                "routing key, as on a direct exchange. "
+            ).format(text=text, binding=binding) + _(REMINDER)
         )
     if label not in expected and binding == "#":
-        return f"{text} {queue!r} is bound with '#' alone, which matches every routing key."
-    return f"{text} {queue!r} is bound with {binding!r}. {REMINDER}"
+        return _(
+            "{text} {queue!r} is bound with '#' alone, which matches every routing key."
+        ).format(text=text, queue=queue)
+    return _(
+        "{text} {queue!r} is bound with {binding!r}. {reminder}"
+    ).format(text=text, queue=queue, binding=binding, reminder=_(REMINDER))
 
 
 def _route_probes(
@@ -178,5 +203,5 @@ def _route_probes(
 
 def _describe(labels: frozenset[str], queues: dict[str, str]) -> str:
     if not labels:
-        return "no queue"
+        return _("no queue")
     return " and ".join(queues[label] for label in sorted(labels))

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pika
 
 from helpers.checks import CheckResult, hint, passed
+from helpers.i18n import _
 
 if TYPE_CHECKING:
     from helpers.broker import Broker
@@ -66,7 +67,7 @@ def _look(broker: Broker, queue: str) -> list[tuple[bytes, dict[str, Any]]]:
     params = broker.connection_parameters(client_properties={"connection_name": "ch05.check"})
     with pika.BlockingConnection(params) as connection:
         channel = connection.channel()
-        for _ in range(LOOK_AT):
+        for _i in range(LOOK_AT):
             method, properties, body = channel.basic_get(queue, auto_ack=False)
             if method is None:
                 break
@@ -89,18 +90,24 @@ def check_exercise(
     queue = _orders_row(broker, orders, min(wait_s, 1.0))
     if queue is None:
         return hint(
-            f"There is no queue named {orders!r} yet: write your code in the cell above (inside "
-            "`with pika.BlockingConnection(params) as connection:`) and run it."
+            _(
+                "There is no queue named {orders!r} yet: write your code in the cell above "
+                "(inside `with pika.BlockingConnection(params) as connection:`) and run it."
+            ).format(orders=orders)
         )
     if (queue.get("arguments") or {}).get("x-dead-letter-exchange") != dlx:
         return hint(
-            f"{orders!r} has no dead-letter exchange {dlx!r}: delete the queue and declare it "
-            "again with durable=True, arguments={'x-dead-letter-exchange': ...}."
+            _(
+                "{orders!r} has no dead-letter exchange {dlx!r}: delete the queue and declare it "
+                "again with durable=True, arguments={{'x-dead-letter-exchange': ...}}."
+            ).format(orders=orders, dlx=dlx)
         )
     if queue["messages_unacknowledged"]:
         return hint(
-            f"{queue['messages_unacknowledged']} message(s) in {orders!r} are delivered but "
-            "neither acked nor rejected: every delivery needs exactly one answer."
+            _(
+                "{messages_unacknowledged} message(s) in {orders!r} are delivered but neither "
+                "acked nor rejected: every delivery needs exactly one answer."
+            ).format(messages_unacknowledged=queue['messages_unacknowledged'], orders=orders)
         )
     if queue["messages_ready"]:
         return hint(_waiting_hint(broker, orders, queue["messages_ready"]))
@@ -108,32 +115,46 @@ def check_exercise(
     rows = _settled_rows(broker, parked, wait_s)
     parking = rows.get(parked)
     if parking is None:
-        return hint(f"There is no queue named {parked!r}: declare it and bind it to {dlx!r}.")
+        return hint(_(
+            "There is no queue named {parked!r}: declare it and bind it to {dlx!r}."
+        ).format(parked=parked, dlx=dlx))
     if parking["messages"] == 0:
         return hint(
-            f"{parked!r} is empty: reject the poison message with requeue=False, and check that "
-            f"{dlx!r} exists and {parked!r} is bound to it."
+            _(
+                "{parked!r} is empty: reject the poison message with requeue=False, and check "
+                "that {dlx!r} exists and {parked!r} is bound to it."
+            ).format(parked=parked, dlx=dlx)
         )
     if parking["messages"] > 1:
         return hint(
-            f"{parked!r} holds {parking['messages']} messages, but only the poison message "
-            "belongs there: ack the good orders (and start your cell by deleting the queues, so "
-            "that a second run does not add to the first)."
+            _(
+                "{parked!r} holds {messages} messages, but only the poison message belongs there: "
+                "ack the good orders (and start your cell by deleting the queues, so that a "
+                "second run does not add to the first)."
+            ).format(parked=parked, messages=parking['messages'])
         )
     seen = _look(broker, parked)
     if not seen:
-        return hint(f"The message in {parked!r} is held by a consumer: close your channels.")
+        return hint(_(
+            "The message in {parked!r} is held by a consumer: close your channels."
+        ).format(parked=parked))
     body, death = seen[0]
     if body != POISON:
-        return hint(f"{parked!r} holds {body!r}; it should hold {POISON!r}.")
+        return hint(_(
+            "{parked!r} holds {body!r}; it should hold {POISON!r}."
+        ).format(parked=parked, body=body, POISON=POISON))
     if death.get("reason") != "rejected" or death.get("queue") != orders:
         return hint(
-            f"The parked message died for reason {death.get('reason')!r} in "
-            f"{death.get('queue')!r}; it should be rejected from {orders!r}."
+            _(
+                "The parked message died for reason {value!r} in {value2!r}; it should be "
+                "rejected from {orders!r}."
+            ).format(value=death.get('reason'), value2=death.get('queue'), orders=orders)
         )
     return passed(
-        f"Every order was answered and the poison message is parked in {parked!r}, "
-        f"dead-lettered from {orders!r} with reason 'rejected'."
+        _(
+            "Every order was answered and the poison message is parked in {parked!r}, "
+            "dead-lettered from {orders!r} with reason 'rejected'."
+        ).format(parked=parked, orders=orders)
     )
 
 
@@ -144,21 +165,31 @@ def _waiting_hint(broker: Broker, orders: str, ready: int) -> str:
     if len(bodies) > 5:
         named += ", ..."
     if bodies and bodies[0] == POISON:
-        behind = f", holding up {len(bodies) - 1} more behind it" if len(bodies) > 1 else ""
+        behind = (
+            _(", holding up {more} more behind it").format(more=len(bodies) - 1)
+            if len(bodies) > 1
+            else ""
+        )
         return (
-            f"'poison' is back in {orders!r}, first in line{behind}: basic_nack and "
-            "basic_reject put a message back into its queue unless you pass requeue=False "
-            "(requeue=True is their default), so it came straight back, again and again. "
-            "Reject it with requeue=False, and the dead-letter exchange parks it."
+            _(
+                "'poison' is back in {orders!r}, first in line{behind}: basic_nack and "
+                "basic_reject put a message back into its queue unless you pass requeue=False "
+                "(requeue=True is their default), so it came straight back, again and again. "
+                "Reject it with requeue=False, and the dead-letter exchange parks it."
+            ).format(orders=orders, behind=behind)
         )
     if POISON not in bodies and bodies:
         return (
-            f"{ready} message(s) wait in {orders!r} ({named}): if your loop received them, it "
-            "never acked them, and the broker put them back when your connection closed. "
-            "basic_ack each order once its work is done."
+            _(
+                "{ready} message(s) wait in {orders!r} ({named}): if your loop received them, it "
+                "never acked them, and the broker put them back when your connection closed. "
+                "basic_ack each order once its work is done."
+            ).format(ready=ready, orders=orders, named=named)
         )
     return (
-        f"{ready} message(s) still wait in {orders!r} ({named}): consume all four (a loop over "
-        f"deliveries(channel, {orders!r})), ack the orders and reject the poison message with "
-        "requeue=False."
+        _(
+            "{ready} message(s) still wait in {orders!r} ({named}): consume all four (a loop over "
+            "deliveries(channel, {orders!r})), ack the orders and reject the poison message with "
+            "requeue=False."
+        ).format(ready=ready, orders=orders, named=named)
     )

@@ -32,6 +32,7 @@ import pika.exceptions
 
 from helpers.broker import Broker
 from helpers.checks import CheckResult, hint, passed
+from helpers.i18n import _
 
 QUEUE = "ch06.exercise.requests"
 N, TIMEOUT = 10, 2.0  # the answered call
@@ -43,7 +44,7 @@ GRACE_S = 3.0  # how much longer than its timeout a call may take before "waits 
 
 def fib(n: int) -> int:
     a, b = 0, 1
-    for _ in range(n):
+    for _step in range(n):
         a, b = b, a + b
     return a
 
@@ -85,7 +86,7 @@ class _Server:
     def __enter__(self) -> _Server:
         self._thread.start()
         if not self._ready.wait(timeout=10) and not self.error:
-            self.error = "the check's server did not start within 10 s"
+            self.error = _("the check's server did not start within 10 s")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -103,7 +104,7 @@ class _Server:
         try:
             connection = pika.BlockingConnection(params)
         except pika.exceptions.AMQPError as exc:
-            self.error = f"the check's server could not connect: {exc!r}"
+            self.error = _("the check's server could not connect: {exc!r}").format(exc=exc)
             self._ready.set()
             return
         try:
@@ -122,7 +123,7 @@ class _Server:
                     self.unanswered.clear()
             channel.queue_delete(queue=self.queue)
         except pika.exceptions.AMQPError as exc:
-            self.error = f"the check's server stopped: {exc!r}"
+            self.error = _("the check's server stopped: {exc!r}").format(exc=exc)
             self._ready.set()
         finally:
             if connection.is_open:
@@ -188,15 +189,21 @@ def check_exercise(broker: Broker, call: object, queue: str = QUEUE) -> CheckRes
     """Judge the learner's `call(n, timeout)` against a server the check runs itself."""
     if call is None:
         return hint(
-            "Nothing to check yet: define call(n, timeout) in the empty cell above (it "
-            "publishes str(n) to 'ch06.exercise.requests' and waits for the answer), run that "
-            "cell, then this check again."
+            _(
+                "Nothing to check yet: define call(n, timeout) in the empty cell above (it "
+                "publishes str(n) to 'ch06.exercise.requests' and waits for the answer), run that "
+                "cell, then this check again."
+            )
         )
     if not callable(call):
-        return hint(f"`call` is {call!r}, not a function: define it with def call(n, timeout):")
+        return hint(_(
+            "`call` is {call!r}, not a function: define it with def call(n, timeout):"
+        ).format(call=call))
     with _Server(broker, queue) as server:
         if server.error:
-            return hint(f"The check could not run: {server.error}.")
+            return hint(_(
+                "The check could not run: {server_error}."
+            ).format(server_error=server.error))
         first = _call(call, (N, TIMEOUT), TIMEOUT + GRACE_S)
         verdict = _judge_answer(server, first, queue)
         if verdict is not None:
@@ -213,9 +220,16 @@ def check_exercise(broker: Broker, call: object, queue: str = QUEUE) -> CheckRes
         if verdict is not None:
             return verdict
     return passed(
-        f"call({N}, {TIMEOUT}) returned {fib(N)} and ignored a reply with another "
-        f"correlation id; call({SILENT_N}, {SILENT_TIMEOUT}) gave up in time when the server "
-        "stayed silent."
+        _(
+            "call({N}, {TIMEOUT}) returned {value} and ignored a reply with another correlation "
+            "id; call({SILENT_N}, {SILENT_TIMEOUT}) gave up in time when the server stayed silent."
+        ).format(
+            N=N,
+            TIMEOUT=TIMEOUT,
+            value=fib(N),
+            SILENT_N=SILENT_N,
+            SILENT_TIMEOUT=SILENT_TIMEOUT,
+        )
     )
 
 
@@ -225,49 +239,65 @@ def _judge_answer(server: _Server, outcome: Outcome, queue: str) -> CheckResult 
         if outcome.error is not None:
             return _error_hint(call_text, outcome.error)
         return hint(
-            f"The check's server got no request from {call_text}"
-            + (" (it was still running after 5 s)" if outcome.running else "")
-            + f": publish str(n) with exchange=\"\" and routing_key={queue!r}."
+            _("The check's server got no request from {call_text}").format(call_text=call_text)
+            + (_(" (it was still running after 5 s)") if outcome.running else "")
+            + _(
+                ": publish str(n) with exchange=\"\" and routing_key={queue!r}."
+            ).format(queue=queue)
         )
     request = server.requests[0]
     if not request.reply_to:
         return hint(
-            f"The server got your request {request.body!r} without reply_to, so it cannot "
-            "know where to answer: set reply_to in pika.BasicProperties (for direct reply-to, "
-            "\"amq.rabbitmq.reply-to\")."
+            _(
+                "The server got your request {request_body!r} without reply_to, so it cannot know "
+                "where to answer: set reply_to in pika.BasicProperties (for direct reply-to, "
+                "\"amq.rabbitmq.reply-to\")."
+            ).format(request_body=request.body)
         )
     if not request.correlation_id:
         return hint(
-            "The server got your request without a correlation_id: set a new one for every "
-            "call (str(uuid.uuid4())) in pika.BasicProperties, so that you can tell your "
-            "answer from others."
+            _(
+                "The server got your request without a correlation_id: set a new one for every "
+                "call (str(uuid.uuid4())) in pika.BasicProperties, so that you can tell your "
+                "answer from others."
+            )
         )
     if outcome.running:
         return hint(
-            f"The server answered at once, but {call_text} had not returned after "
-            f"{TIMEOUT + GRACE_S:.0f} s: consume the address you put in reply_to, and wait "
-            "with connection.process_data_events(time_limit=...) until the answer comes or "
-            "the deadline passes."
+            _(
+                "The server answered at once, but {call_text} had not returned after {value:.0f} "
+                "s: consume the address you put in reply_to, and wait with "
+                "connection.process_data_events(time_limit=...) until the answer comes or the "
+                "deadline passes."
+            ).format(call_text=call_text, value=TIMEOUT + GRACE_S)
         )
     if outcome.error is not None:
         return _error_hint(call_text, outcome.error)
     value = outcome.value
     if value == EARLIER_ANSWER or value in (str(EARLIER_ANSWER), str(EARLIER_ANSWER).encode()):
         return hint(
-            f"{call_text} returned {value!r}, the answer to another call: the server sent "
-            f"that reply first, with correlation_id {EARLIER!r}. Compare "
-            "properties.correlation_id with the id you sent, and drop every other reply."
+            _(
+                "{call_text} returned {value!r}, the answer to another call: the server sent that "
+                "reply first, with correlation_id {EARLIER!r}. Compare properties.correlation_id "
+                "with the id you sent, and drop every other reply."
+            ).format(call_text=call_text, value=value, EARLIER=EARLIER)
         )
     if isinstance(value, (bytes, str)) and value in (str(fib(N)), str(fib(N)).encode()):
-        return hint(f"{call_text} returned {value!r}: return the answer as an int, int(body).")
+        return hint(_(
+            "{call_text} returned {value!r}: return the answer as an int, int(body)."
+        ).format(call_text=call_text, value=value))
     if value is None:
         return hint(
-            f"{call_text} returned None although the server answered at once: wait for the "
-            "reply, with connection.process_data_events(time_limit=...) in a loop, until it "
-            "has come or the timeout has passed."
+            _(
+                "{call_text} returned None although the server answered at once: wait for the "
+                "reply, with connection.process_data_events(time_limit=...) in a loop, until it "
+                "has come or the timeout has passed."
+            ).format(call_text=call_text)
         )
     if isinstance(value, bool) or value != fib(N):
-        return hint(f"{call_text} returned {value!r}; the server's answer was {fib(N)}.")
+        return hint(_(
+            "{call_text} returned {value!r}; the server's answer was {value2}."
+        ).format(call_text=call_text, value=value, value2=fib(N)))
     return None
 
 
@@ -275,22 +305,28 @@ def _judge_timeout(outcome: Outcome) -> CheckResult | None:
     call_text = f"call({SILENT_N}, timeout={SILENT_TIMEOUT})"
     if outcome.running:
         return hint(
-            f"{call_text} was still waiting {SILENT_TIMEOUT + GRACE_S:.1f} s later: the "
-            "server got the request and did not answer (on purpose), and your client waits "
-            "forever. Loop on connection.process_data_events(time_limit=...) only until a "
-            "deadline, then give up and return None."
+            _(
+                "{call_text} was still waiting {value:.1f} s later: the server got the request "
+                "and did not answer (on purpose), and your client waits forever. Loop on "
+                "connection.process_data_events(time_limit=...) only until a deadline, then give "
+                "up and return None."
+            ).format(call_text=call_text, value=SILENT_TIMEOUT + GRACE_S)
         )
     if outcome.error is not None and not _is_timeout(outcome.error):
-        return _error_hint(call_text + " (no answer coming)", outcome.error)
+        return _error_hint(call_text + _(" (no answer coming)"), outcome.error)
     if outcome.error is None and outcome.value is not None:
         return hint(
-            f"When no answer comes, call should return None (or raise TimeoutError); "
-            f"{call_text} returned {outcome.value!r}."
+            _(
+                "When no answer comes, call should return None (or raise TimeoutError); "
+                "{call_text} returned {outcome_value!r}."
+            ).format(call_text=call_text, outcome_value=outcome.value)
         )
     if outcome.elapsed < SILENT_TIMEOUT * 0.8:
         return hint(
-            f"{call_text} gave up after {outcome.elapsed:.2f} s, before its timeout: keep "
-            "waiting until the deadline (now + timeout) has passed."
+            _(
+                "{call_text} gave up after {outcome_elapsed:.2f} s, before its timeout: keep "
+                "waiting until the deadline (now + timeout) has passed."
+            ).format(call_text=call_text, outcome_elapsed=outcome.elapsed)
         )
     return None
 
@@ -298,8 +334,12 @@ def _judge_timeout(outcome: Outcome) -> CheckResult | None:
 def _error_hint(call_text: str, exc: BaseException) -> CheckResult:
     if "fast reply consumer does not exist" in str(exc):
         return hint(
-            f"{call_text} failed with {_describe(exc)}: with direct reply-to, call "
-            "basic_consume(queue=\"amq.rabbitmq.reply-to\", ..., auto_ack=True) before "
-            "publishing the request."
+            _(
+                "{call_text} failed with {value}: with direct reply-to, call "
+                "basic_consume(queue=\"amq.rabbitmq.reply-to\", ..., auto_ack=True) before "
+                "publishing the request."
+            ).format(call_text=call_text, value=_describe(exc))
         )
-    return hint(f"{call_text} raised {_describe(exc)}.")
+    return hint(_(
+        "{call_text} raised {value}."
+    ).format(call_text=call_text, value=_describe(exc)))

@@ -35,6 +35,7 @@ import pika.exceptions
 
 from helpers.broker import Broker
 from helpers.checks import CheckResult, hint, passed
+from helpers.i18n import _
 
 STREAM = "ch07.ex.log"
 EVENTS: tuple[str, ...] = tuple(f"event-{n}" for n in range(10))
@@ -71,75 +72,104 @@ def check_exercise(
     if info is None:
         if refusal == "non-durable":
             return hint(
-                f"The broker refused to declare {stream!r}: a stream is always durable. Declare "
-                "it with durable=True (a non-durable or exclusive stream does not exist)."
+                _(
+                    "The broker refused to declare {stream!r}: a stream is always durable. "
+                    "Declare it with durable=True (a non-durable or exclusive stream does not "
+                    "exist)."
+                ).format(stream=stream)
             )
         return hint(
-            f"There is no queue named {stream!r} yet: write your code in the cell above (inside "
-            "`with pika.BlockingConnection(params) as connection:`) and run it."
+            _(
+                "There is no queue named {stream!r} yet: write your code in the cell above "
+                "(inside `with pika.BlockingConnection(params) as connection:`) and run it."
+            ).format(stream=stream)
         )
     kind = info.get("type", "classic")
     if kind != "stream":
         return hint(
-            f"{stream!r} is a {kind} queue, not a stream: the type is chosen when the queue is "
-            "declared, with the argument x-queue-type. Delete it first (queue_delete), then "
-            "declare it as a stream."
+            _(
+                "{stream!r} is a {kind} queue, not a stream: the type is chosen when the queue is "
+                "declared, with the argument x-queue-type. Delete it first (queue_delete), then "
+                "declare it as a stream."
+            ).format(stream=stream, kind=kind)
         )
     held = _stream_bodies(broker, stream)
     if held != list(EVENTS):
         shown = ", ".join(held[:3]) + (", …" if len(held) > 3 else "")
         return hint(
-            f"The stream holds {len(held)} message(s) ({shown or 'none'}), not event-0 … "
-            f"event-9 once each: start your cell by deleting {stream!r}, then declare it and "
-            "publish the ten events in order (with confirm_delivery(), so that they are in the "
-            "stream before you read)."
+            _(
+                "The stream holds {n_held} message(s) ({value}), not event-0 … event-9 once each: "
+                "start your cell by deleting {stream!r}, then declare it and publish the ten "
+                "events in order (with confirm_delivery(), so that they are in the stream before "
+                "you read)."
+            ).format(n_held=len(held), value=shown or 'none', stream=stream)
         )
     if not read:
         if refusal == "prefetch":
             return hint(
-                "The broker closed your channel: a stream consumer needs a prefetch limit "
-                "(406 'consumer prefetch count is not set'). Call "
-                "channel.basic_qos(prefetch_count=...) before you consume."
+                _(
+                    "The broker closed your channel: a stream consumer needs a prefetch limit "
+                    "(406 'consumer prefetch count is not set'). Call "
+                    "channel.basic_qos(prefetch_count=...) before you consume."
+                )
             )
         if refusal == "auto_ack":
             return hint(
-                "The broker refused auto_ack=True (540, and the connection closed): a stream "
-                "consumer acknowledges each message itself. Consume with manual acks and call "
-                "channel.basic_ack(method.delivery_tag) for every message."
+                _(
+                    "The broker refused auto_ack=True (540, and the connection closed): a stream "
+                    "consumer acknowledges each message itself. Consume with manual acks and call "
+                    "channel.basic_ack(method.delivery_tag) for every message."
+                )
             )
         if refusal == "basic_get":
             return hint(
-                "A stream does not support basic_get (540, the connection closed): read it with "
-                "a consumer, channel.consume(...), with a prefetch limit and manual acks."
+                _(
+                    "A stream does not support basic_get (540, the connection closed): read it "
+                    "with a consumer, channel.consume(...), with a prefetch limit and manual acks."
+                )
             )
         if read is None:
             return hint(
-                "`read` is still None: put the body of every message you read, as str, into a "
-                "list named read."
+                _(
+                    "`read` is still None: put the body of every message you read, as str, into a "
+                    "list named read."
+                )
             )
         return hint(
-            "`read` is empty. A stream consumer starts at 'next' unless told otherwise, and "
-            "then gets only messages published after it subscribed: pass the offset to start "
-            "from in arguments={'x-stream-offset': ...}."
+            _(
+                "`read` is empty. A stream consumer starts at 'next' unless told otherwise, and "
+                "then gets only messages published after it subscribed: pass the offset to start "
+                "from in arguments={'x-stream-offset': ...}."
+            )
         )
     if not isinstance(read, list) or not all(isinstance(body, str) for body in read):
         if isinstance(read, list) and all(isinstance(body, bytes) for body in read):
-            return hint("`read` holds bytes: append body.decode(), the text, for each message.")
-        return hint(f"`read` should be a list of str (the bodies you read), it is {read!r}.")
+            return hint(_(
+                "`read` holds bytes: append body.decode(), the text, for each message."
+            ))
+        return hint(_(
+            "`read` should be a list of str (the bodies you read), it is {read!r}."
+        ).format(read=read))
     if read == list(EVENTS):
         return hint(
-            f"You read all ten events, from the start of the stream: begin at offset {OFFSET} "
-            "instead (x-stream-offset takes a number as well as 'first' and 'next')."
+            _(
+                "You read all ten events, from the start of the stream: begin at offset {OFFSET} "
+                "instead (x-stream-offset takes a number as well as 'first' and 'next')."
+            ).format(OFFSET=OFFSET)
         )
     if read != list(EVENTS[OFFSET:]):
         return hint(
-            f"`read` is {read!r}: reading from offset {OFFSET} of a fresh stream gives the "
-            f"events from event-{OFFSET} to the end, each once, in order."
+            _(
+                "`read` is {read!r}: reading from offset {OFFSET} of a fresh stream gives the "
+                "events from event-{OFFSET} to the end, each once, in order."
+            ).format(read=read, OFFSET=OFFSET)
         )
     return passed(
-        f"{stream} is a stream holding event-0 … event-9, and you read event-{OFFSET} … "
-        f"event-9 from offset {OFFSET}. The stream still holds all ten: reading a stream "
-        "removes nothing."
+        _(
+            "{stream} is a stream holding event-0 … event-9, and you read event-{OFFSET} … "
+            "event-9 from offset {OFFSET}. The stream still holds all ten: reading a stream "
+            "removes nothing."
+        ).format(stream=stream, OFFSET=OFFSET)
     )
 
 

@@ -34,6 +34,7 @@ import pika
 import pika.exceptions
 
 from helpers.checks import CheckResult, hint, passed
+from helpers.i18n import _
 
 if TYPE_CHECKING:
     from helpers.broker import Broker
@@ -100,7 +101,7 @@ class _Channel:
         if d.message_id == LOSES_ACK and d.worked and not self._run.lost_ack_sent:
             self._run.lost_ack_sent = True
             d.answered = True
-            raise AckLost("the connection dropped before this ack reached the broker")
+            raise AckLost(_("the connection dropped before this ack reached the broker"))
         d.answered = True
         self._channel.basic_ack(delivery_tag=delivery_tag, multiple=multiple)
 
@@ -117,18 +118,24 @@ def check_exercise(broker: Broker, handle: object, queue: str = QUEUE) -> CheckR
     """Feed `handle` duplicates, a crash and a lost ack; judge what it processed and acked."""
     if handle is None:
         return hint(
-            "There is no function named handle yet: write "
-            "def handle(channel, method, properties, body, seen, work): in the cell above, "
-            "run it, then run this check again."
+            _(
+                "There is no function named handle yet: write def handle(channel, method, "
+                "properties, body, seen, work): in the cell above, run it, then run this check "
+                "again."
+            )
         )
     if not callable(handle):
-        return hint(f"handle is {type(handle).__name__}, not a function: define it with def.")
+        return hint(_(
+            "handle is {handle_type}, not a function: define it with def."
+        ).format(handle_type=type(handle).__name__))
     try:
         inspect.signature(handle).bind(None, None, None, None, set(), None)
     except (TypeError, ValueError):
         return hint(
-            "handle must take six arguments, in this order: "
-            "(channel, method, properties, body, seen, work)."
+            _(
+                "handle must take six arguments, in this order: (channel, method, properties, "
+                "body, seen, work)."
+            )
         )
     run = _feed(broker, handle, queue)
     return _judge(run)
@@ -140,68 +147,87 @@ def _judge(run: _Run) -> CheckResult:
     double_ack = run.error is not None and "unknown delivery tag" in str(run.error)
     if run.error is not None and not double_ack:
         return hint(
-            f"Your handle raised {type(run.error).__name__}: {run.error}. Fix that first: "
-            "properties.message_id is the id, work(body) does the work, and each delivery gets "
-            "one channel.basic_ack(delivery_tag=method.delivery_tag)."
+            _(
+                "Your handle raised {error_type}: {run_error}. Fix that first: "
+                "properties.message_id is the id, work(body) does the work, and each delivery "
+                "gets one channel.basic_ack(delivery_tag=method.delivery_tag)."
+            ).format(error_type=type(run.error).__name__, run_error=run.error)
         )
     if run.channel_closed or double_ack:
         return hint(
-            "The broker closed the check's channel while handle ran: a delivery was answered "
-            "twice (406 PRECONDITION_FAILED - unknown delivery tag). Answer each delivery "
-            "exactly once: one basic_ack, on every path through handle."
+            _(
+                "The broker closed the check's channel while handle ran: a delivery was answered "
+                "twice (406 PRECONDITION_FAILED - unknown delivery tag). Answer each delivery "
+                "exactly once: one basic_ack, on every path through handle."
+            )
         )
     if run.ack_before_work:
         return hint(
-            f"handle acknowledged {run.ack_before_work} before its work was done: ack only "
-            "after work(body) has returned. An ack sent before the work removes the message "
-            "from the broker, and a crash in between loses it."
+            _(
+                "handle acknowledged {run_ack_before_work} before its work was done: ack only "
+                "after work(body) has returned. An ack sent before the work removes the message "
+                "from the broker, and a crash in between loses it."
+            ).format(run_ack_before_work=run.ack_before_work)
         )
     if run.acked_failed_work:
         return hint(
-            f"{run.acked_failed_work} was acknowledged although work(body) raised: let the "
-            "exception out (no ack), so that the broker delivers the message again."
+            _(
+                "{run_acked_failed_work} was acknowledged although work(body) raised: let the "
+                "exception out (no ack), so that the broker delivers the message again."
+            ).format(run_acked_failed_work=run.acked_failed_work)
         )
     if run.unanswered:
         return hint(
-            f"handle returned without acknowledging {run.unanswered[0]}: every delivery "
-            "needs a basic_ack, also a duplicate you skip; an unacknowledged message comes "
-            "back when the connection closes."
+            _(
+                "handle returned without acknowledging {v_0}: every delivery needs a basic_ack, "
+                "also a duplicate you skip; an unacknowledged message comes back when the "
+                "connection closes."
+            ).format(v_0=run.unanswered[0])
         )
     counts = Counter(run.processed)
     twice = sorted(i for i, n in counts.items() if n > 1)
     if twice:
         why = (
-            "it came back after a lost ack (method.redelivered is True): its work was done"
+            _("it came back after a lost ack (method.redelivered is True): its work was done")
             if twice[0] == LOSES_ACK
-            else "the producer published it twice (the same message_id)"
+            else _("the producer published it twice (the same message_id)")
         )
         return hint(
-            f"{twice[0]} was processed {counts[twice[0]]} times; {why}. Skip a message whose "
-            "properties.message_id is in seen, and add the id to seen once work(body) is done."
+            _(
+                "{v_0} was processed {value} times; {why}. Skip a message whose "
+                "properties.message_id is in seen, and add the id to seen once work(body) is done."
+            ).format(v_0=twice[0], value=counts[twice[0]], why=why)
         )
     missing = [i for i in ORDERS if i not in counts]
     if "order-2" in missing and "order-1" in counts and run.deliveries["order-2"]:
         return hint(
-            "order-2 was never processed: it has the same body as order-1 (b'1 coffee') but "
-            "another message_id, so it is another order. Deduplicate on "
-            "properties.message_id, not on the body."
+            _(
+                "order-2 was never processed: it has the same body as order-1 (b'1 coffee') but "
+                "another message_id, so it is another order. Deduplicate on "
+                "properties.message_id, not on the body."
+            )
         )
     if CRASHES in missing and run.deliveries[CRASHES] > 1:
         return hint(
-            f"{CRASHES} was never processed: its first work(body) crashed, and when the broker "
-            "delivered it again handle skipped it as seen. Add the id to seen after "
-            "work(body) has returned, not before."
+            _(
+                "{CRASHES} was never processed: its first work(body) crashed, and when the broker "
+                "delivered it again handle skipped it as seen. Add the id to seen after "
+                "work(body) has returned, not before."
+            ).format(CRASHES=CRASHES)
         )
     if missing:
         return hint(
-            f"{missing[0]} was delivered but never processed: call work(body) for every "
-            "message whose message_id is not in seen (use the seen argument: the check passes "
-            "a fresh set)."
+            _(
+                "{v_0} was delivered but never processed: call work(body) for every message whose "
+                "message_id is not in seen (use the seen argument: the check passes a fresh set)."
+            ).format(v_0=missing[0])
         )
     return passed(
-        f"Each of the {len(ORDERS)} orders processed exactly once, through a duplicate publish, "
-        "two orders with the same body, a crash in the middle of the work and a lost ack; every "
-        "delivery acknowledged."
+        _(
+            "Each of the {n_orders} orders processed exactly once, through a duplicate publish, "
+            "two orders with the same body, a crash in the middle of the work and a lost ack; "
+            "every delivery acknowledged."
+        ).format(n_orders=len(ORDERS))
     )
 
 
@@ -223,7 +249,7 @@ def _feed(broker: Broker, handle: Callable[..., Any], queue: str) -> _Run:
             )
     run, seen = _Run(), set()
     try:
-        for _ in range(MAX_ROUNDS):
+        for _round in range(MAX_ROUNDS):
             if not _one_round(params, queue, handle, run, seen):
                 break
     finally:
@@ -243,7 +269,7 @@ def _one_round(params, queue: str, handle, run: _Run, seen: set) -> bool:
             run.ack_before_work = run.ack_before_work or d.message_id
         if d.message_id == CRASHES and run.deliveries[CRASHES] == 1:
             d.work_failed = True
-            raise WorkerCrashed("the worker crashed in the middle of this work")
+            raise WorkerCrashed(_("the worker crashed in the middle of this work"))
         d.worked = True
         run.processed.append(d.message_id)
 

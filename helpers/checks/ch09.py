@@ -23,6 +23,7 @@ import pika
 
 from helpers.broker import Broker
 from helpers.checks import CheckResult, hint, passed
+from helpers.i18n import _
 
 QUEUE = "ch09.exercise.alarms"
 EXCHANGE = "amq.topic"  # where MQTT publishes go
@@ -50,8 +51,10 @@ def check_exercise(broker: Broker, queue: str = QUEUE) -> CheckResult:
     api = broker.management
     if not any(q["name"] == queue for q in api.queues(broker.vhost)):
         return hint(
-            f"There is no queue named {queue!r} yet: declare it (durable) in the cell above, "
-            "inside `with pika.BlockingConnection(params) as connection:`, and run that cell."
+            _(
+                "There is no queue named {queue!r} yet: declare it (durable) in the cell above, "
+                "inside `with pika.BlockingConnection(params) as connection:`, and run that cell."
+            ).format(queue=queue)
         )
     bindings = [
         (b["source"], b["routing_key"])
@@ -62,41 +65,60 @@ def check_exercise(broker: Broker, queue: str = QUEUE) -> CheckResult:
     mqtt_spelled = [key for key in topic_keys if "/" in key or "+" in key]
     if mqtt_spelled:
         return hint(
-            f"The binding key {mqtt_spelled[0]!r} is written the MQTT way. On amq.topic the "
-            "broker has already turned each `/` of a topic into `.`, and a binding key's "
-            "one-word wildcard is `*`, not `+`."
+            _(
+                "The binding key {v_0!r} is written the MQTT way. On amq.topic the broker has "
+                "already turned each `/` of a topic into `.`, and a binding key's one-word "
+                "wildcard is `*`, not `+`."
+            ).format(v_0=mqtt_spelled[0])
         )
     if not topic_keys:
         other = ", ".join(sorted({source for source, _key in bindings}))
-        where = f"it is bound to {other} only" if other else "it has no binding"
+        where = (
+            _("it is bound to {other} only").format(other=other)
+            if other
+            else _("it has no binding")
+        )
         return hint(
-            f"{queue} receives nothing from MQTT: {where}. MQTT clients publish to the "
-            "exchange amq.topic: bind the queue there."
+            _(
+                "{queue} receives nothing from MQTT: {where}. MQTT clients publish to the "
+                "exchange amq.topic: bind the queue there."
+            ).format(queue=queue, where=where)
         )
     if len(topic_keys) > 1:
         return hint(
-            f"{queue} has {len(topic_keys)} bindings on amq.topic "
-            f"({', '.join(sorted(topic_keys))}): one is left from an earlier attempt. Start the "
-            "cell with "
-            "`channel.queue_delete(queue=...)`, then declare and bind once."
+            _(
+                "{queue} has {n_topic_keys} bindings on amq.topic ({value}): one is left from an "
+                "earlier attempt. Start the cell with `channel.queue_delete(queue=...)`, then "
+                "declare and bind once."
+            ).format(
+                queue=queue,
+                n_topic_keys=len(topic_keys),
+                value=', '.join(sorted(topic_keys)),
+            )
         )
     received = _publish_probes(broker, queue)
     key = topic_keys[0]
     for topic, wanted in PROBES.items():
         if wanted and topic not in received:
             return hint(
-                f"A message to the MQTT topic {topic!r} (routing key {routing_key(topic)!r}) "
-                f"did not reach {queue}: check the binding key {key!r} word by word."
+                _(
+                    "A message to the MQTT topic {topic!r} (routing key {value!r}) did not reach "
+                    "{queue}: check the binding key {key!r} word by word."
+                ).format(topic=topic, value=routing_key(topic), queue=queue, key=key)
             )
         if not wanted and topic in received:
             if "#" in key:
-                why = "`#` matches any number of words, none included: use `*`, exactly one"
+                why = _("`#` matches any number of words, none included: use `*`, exactly one")
             else:
-                why = f"the binding key {key!r} matches it"
-            return hint(f"{queue} also received {topic!r}, which is no room's alarm: {why}.")
+                why = _("the binding key {key!r} matches it").format(key=key)
+            return hint(_(
+                "{queue} also received {topic!r}, which is no room's alarm: {why}."
+            ).format(queue=queue, topic=topic, why=why))
     return passed(
-        f"{queue} receives every room's alarm and nothing else: binding key {key!r} on "
-        "amq.topic, the MQTT filter `ch09/exercise/+/alarm` spelt the AMQP way."
+        _(
+            "{queue} receives every room's alarm and nothing else: binding key {key!r} on "
+            "amq.topic, the MQTT filter `ch09/exercise/+/alarm` spelt the AMQP way."
+        ).format(queue=queue, key=key)
     )
 
 

@@ -33,6 +33,7 @@ import pika
 import pika.exceptions
 
 from helpers.checks import CheckResult, hint, passed
+from helpers.i18n import _
 
 if TYPE_CHECKING:
     from helpers.node.cluster import ClusterBroker
@@ -68,25 +69,32 @@ def check_exercise(cluster: ClusterBroker, consume: object, queue: str = QUEUE) 
     """Run `consume` while node1 dies under it; judge what it processed and acked."""
     if consume is None:
         return hint(
-            "There is no function named consume yet: write "
-            "def consume(hosts, queue, work, stop): in the cell above, run it, then run this "
-            "check again."
+            _(
+                "There is no function named consume yet: write def consume(hosts, queue, work, "
+                "stop): in the cell above, run it, then run this check again."
+            )
         )
     if not callable(consume):
-        return hint(f"consume is {type(consume).__name__}, not a function: define it with def.")
+        return hint(_(
+            "consume is {consume_type}, not a function: define it with def."
+        ).format(consume_type=type(consume).__name__))
     try:
         inspect.signature(consume).bind(None, None, None, None)
     except (TypeError, ValueError):
-        return hint("consume must take four arguments, in this order: (hosts, queue, work, stop).")
+        return hint(_(
+            "consume must take four arguments, in this order: (hosts, queue, work, stop)."
+        ))
     try:
         source = inspect.getsource(consume)
     except (OSError, TypeError):
         source = ""
     if "auto_ack=True" in source.replace(" ", ""):
         return hint(
-            "Your consume uses auto_ack=True: the broker forgets a message as soon as it sends "
-            "it, so the orders on their way to a node that dies are lost. Acknowledge by hand, "
-            "after work(...) has returned."
+            _(
+                "Your consume uses auto_ack=True: the broker forgets a message as soon as it "
+                "sends it, so the orders on their way to a node that dies are lost. Acknowledge "
+                "by hand, after work(...) has returned."
+            )
         )
     run = _run(cluster, consume, queue)
     return _judge(run)
@@ -174,65 +182,88 @@ def _judge(run: _Run) -> CheckResult:
     missing = sorted(ids - processed)
     if not run.calls:
         if run.error is not None:
-            return hint(f"Your consume raised {type(run.error).__name__}: {run.error}. Fix that "
-                        "first: connect with pika.BlockingConnection(hosts), consume queue with "
-                        "manual acks, call work(properties.message_id, body).")
+            return hint(_(
+                "Your consume raised {error_type}: {run_error}. Fix that first: "
+                "connect with pika.BlockingConnection(hosts), consume queue with manual acks, "
+                "call work(properties.message_id, body)."
+            ).format(error_type=type(run.error).__name__, run_error=run.error))
         return hint(
-            f"work was never called within {FIRST_WAIT_S:.0f} s: consume the queue it is given "
-            "(channel.consume(queue, inactivity_timeout=...)) and call "
-            "work(properties.message_id, body) for each message."
+            _(
+                "work was never called within {FIRST_WAIT_S:.0f} s: consume the queue it is given "
+                "(channel.consume(queue, inactivity_timeout=...)) and call "
+                "work(properties.message_id, body) for each message."
+            ).format(FIRST_WAIT_S=FIRST_WAIT_S)
         )
     if len(processed) <= 2 and len(run.calls) < len(ids):
         return hint(
-            f"Only {len(processed)} of {len(ids)} orders were processed: every order has the "
-            "same body, so deduplicate by properties.message_id, not on the body."
+            _(
+                "Only {n_processed} of {n_ids} orders were processed: every order has the same "
+                "body, so deduplicate by properties.message_id, not on the body."
+            ).format(n_processed=len(processed), n_ids=len(ids))
         )
     if run.killed is None:
         return hint(
-            f"consume returned after {sum(run.calls.values())} messages, before any node died: "
-            "keep consuming until stop is set (stop.is_set())."
+            _(
+                "consume returned after {value} messages, before any node died: keep consuming "
+                "until stop is set (stop.is_set())."
+            ).format(value=sum(run.calls.values()))
         )
     if run.error is not None and isinstance(run.error, pika.exceptions.AMQPError):
         return hint(
-            f"When {run.killed} died, your consume ended with {type(run.error).__name__}: wrap "
-            "the connection in a loop that catches pika.exceptions.AMQPError (the connection "
-            "errors are among them) and connect again, until stop is set."
+            _(
+                "When {run_killed} died, your consume ended with {error_type}: wrap "
+                "the connection in a loop that catches pika.exceptions.AMQPError (the connection "
+                "errors are among them) and connect again, until stop is set."
+            ).format(run_killed=run.killed, error_type=type(run.error).__name__)
         )
     if run.error is not None:
-        return hint(f"Your consume raised {type(run.error).__name__}: {run.error}.")
+        return hint(_(
+            "Your consume raised {error_type}: {run_error}."
+        ).format(error_type=type(run.error).__name__, run_error=run.error))
     if run.after_kill == 0 and missing:
         return hint(
-            f"After {run.killed} died your consumer processed nothing more: it kept trying the "
-            "dead node. Pass the whole list of hosts to pika.BlockingConnection(hosts): it "
-            "tries each in turn."
+            _(
+                "After {run_killed} died your consumer processed nothing more: it kept trying the "
+                "dead node. Pass the whole list of hosts to pika.BlockingConnection(hosts): it "
+                "tries each in turn."
+            ).format(run_killed=run.killed)
         )
     if not run.returned:
         return hint(
-            f"consume did not return within {STOP_S:.0f} s after stop was set: check "
-            "stop.is_set() between messages, with channel.consume(queue, "
-            "inactivity_timeout=0.1) so that the loop wakes up when nothing arrives."
+            _(
+                "consume did not return within {STOP_S:.0f} s after stop was set: check "
+                "stop.is_set() between messages, with channel.consume(queue, "
+                "inactivity_timeout=0.1) so that the loop wakes up when nothing arrives."
+            ).format(STOP_S=STOP_S)
         )
     if twice:
         return hint(
-            f"{len(twice)} orders were processed twice (e.g. {twice[0]}): a message comes again "
-            "when it was published twice or its ack died with a node. Deduplicate by "
-            "message_id: remember each properties.message_id you processed, and skip (but "
-            "acknowledge) one you saw before."
+            _(
+                "{n_twice} orders were processed twice (e.g. {v_0}): a message comes again when "
+                "it was published twice or its ack died with a node. Deduplicate by message_id: "
+                "remember each properties.message_id you processed, and skip (but acknowledge) "
+                "one you saw before."
+            ).format(n_twice=len(twice), v_0=twice[0])
         )
     if missing:
         return hint(
-            f"{len(missing)} orders never reached work (e.g. {missing[0]}): acknowledge a "
-            "message only after work(...) has returned, and keep consuming after you "
-            "reconnect."
+            _(
+                "{n_missing} orders never reached work (e.g. {v_0}): acknowledge a message only "
+                "after work(...) has returned, and keep consuming after you reconnect."
+            ).format(n_missing=len(missing), v_0=missing[0])
         )
     if run.left_in_queue:
         return hint(
-            f"{run.left_in_queue} messages were still in the queue at the end: acknowledge "
-            "every delivery, also the duplicates you skip "
-            "(channel.basic_ack(method.delivery_tag))."
+            _(
+                "{run_left_in_queue} messages were still in the queue at the end: acknowledge "
+                "every delivery, also the duplicates you skip "
+                "(channel.basic_ack(method.delivery_tag))."
+            ).format(run_left_in_queue=run.left_in_queue)
         )
     return passed(
-        f"Your consumer survived the death of {run.killed}: it reconnected, processed all "
-        f"{len(ids)} orders exactly once (the {len(TWICE)} published twice were skipped) and "
-        "acknowledged every delivery."
+        _(
+            "Your consumer survived the death of {run_killed}: it reconnected, processed all "
+            "{n_ids} orders exactly once (the {n_twice} published twice were skipped) and "
+            "acknowledged every delivery."
+        ).format(run_killed=run.killed, n_ids=len(ids), n_twice=len(TWICE))
     )

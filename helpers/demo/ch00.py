@@ -19,6 +19,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from helpers.i18n import _
+
 if TYPE_CHECKING:
     from helpers.broker import Broker
 
@@ -85,9 +87,10 @@ class BrokerTable:
             if seen or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
-        print("\n".join(lines) if lines else f"(nothing named {self.prefix}* on the broker)")
+        nothing = _("(nothing named {prefix}* on the broker)").format(prefix=self.prefix)
+        print("\n".join(lines) if lines else nothing)
         if not seen:
-            print(f"(the broker never reported {expected})")
+            print(_("(the broker never reported {expected})").format(expected=expected))
 
     def __repr__(self) -> str:
         return f"BrokerTable(prefix={self.prefix!r})"

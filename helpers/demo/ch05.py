@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import pika
 import pika.spec
 
+from helpers.i18n import _
+
 if TYPE_CHECKING:
     from pika.adapters.blocking_connection import BlockingChannel
 
@@ -41,13 +43,14 @@ def deliveries(channel: BlockingChannel, queue: str, limit: int = 20,
             yield method, properties, body
             if count == limit:
                 if redelivered:
-                    print(f"deliveries() stopped after {count} deliveries from {queue}, "
-                          f"{redelivered} of them redelivered: a message keeps coming back. "
-                          "basic_nack and basic_reject put it back with requeue=True, their "
-                          "default; requeue=False drops it or dead-letters it.")
+                    print(_("deliveries() stopped after {count} deliveries from {queue}, "
+                            "{redelivered} of them redelivered: a message keeps coming back. "
+                            "basic_nack and basic_reject put it back with requeue=True, their "
+                            "default; requeue=False drops it or dead-letters it.")
+                          .format(count=count, queue=queue, redelivered=redelivered))
                 else:
-                    print(f"deliveries() stopped after {count} deliveries from {queue}, "
-                          "its limit; more may be waiting.")
+                    print(_("deliveries() stopped after {count} deliveries from {queue}, "
+                            "its limit; more may be waiting.").format(count=count, queue=queue))
                 return
     finally:
         if channel.is_open:
@@ -96,7 +99,7 @@ class Harness:
         for q in self.broker.management.queue_totals(self.broker.vhost):
             if q["name"] == queue:
                 return q["messages_ready"], q["messages_unacknowledged"]
-        raise LookupError(f"no queue named {queue!r}")
+        raise LookupError(_("no queue named {queue!r}").format(queue=queue))
 
     def show_counts(self, queue: str, expect: tuple[int, int], timeout: float = 5.0) -> None:
         """Wait (at most `timeout` s) until the counts equal `expect`, then print them.
@@ -115,11 +118,12 @@ class Harness:
             channel = connection.channel()
             method, properties, body = next_from(channel, queue, timeout)
             if method is None:
-                print("  no dead letter arrived")
+                print(_("  no dead letter arrived"))
                 return
             channel.basic_ack(method.delivery_tag)
         death = properties.headers["x-death"][0]
-        print(f"  {body.decode()!r} via {method.exchange!r}, routing key {method.routing_key!r}")
+        print(_("  {body!r} via {exchange!r}, routing key {key!r}").format(
+            body=body.decode(), exchange=method.exchange, key=method.routing_key))
         for field in sorted(death):
             if field != "time":
                 value = int(death[field]) if field == "count" else death[field]

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from helpers.errors import ManagementError
+from helpers.fonts import use_cjk_fallback
+from helpers.i18n import _
 
 if TYPE_CHECKING:
     from helpers.broker import Broker
@@ -79,7 +81,7 @@ class ConsumerBook:
 
     def story(self) -> Iterator[str]:
         """What happened to each message, message by message."""
-        for _, message_id, attempt, what in sorted(self.journal, key=lambda e: (e[1], e[0])):
+        for _at, message_id, attempt, what in sorted(self.journal, key=lambda e: (e[1], e[0])):
             yield f"{message_id}  attempt {attempt}: {what}"
 
 
@@ -136,7 +138,7 @@ def per_second(timeline: Sequence[Sequence[float]], column: int,
                window: float = 0.25) -> list[float]:
     """Messages per second over the last `window` seconds, at each sample of `timeline`."""
     rates, j = [], 0
-    for i, (now, *_) in enumerate(timeline):
+    for i, (now, *_rest) in enumerate(timeline):
         while timeline[j][0] < now - window:
             j += 1
         span = now - timeline[j][0]
@@ -152,24 +154,25 @@ def plot_run(timeline: Sequence[Sequence[float]], faults: dict[str, float],
     """
     import matplotlib.pyplot as plt
 
+    use_cjk_fallback()
     t = [s[0] for s in timeline]
     fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(8, 6), sharex=True)
-    top.plot(t, per_second(timeline, 1), label="confirmed")
-    top.plot(t, per_second(timeline, 2), label="processed")
-    top.set_ylabel("orders / s")
+    top.plot(t, per_second(timeline, 1), label=_("confirmed"))
+    top.plot(t, per_second(timeline, 2), label=_("processed"))
+    top.set_ylabel(_("orders / s"))
     top.legend(loc="upper right")
     middle.plot(t, [s[3] for s in timeline], color="#d9534f")
-    middle.set_ylabel("unconfirmed")
+    middle.set_ylabel(_("unconfirmed"))
     bottom.plot(t, [s[4] for s in timeline], color="#5cb85c")
-    bottom.set_ylabel("retries so far")
-    bottom.set_xlabel("seconds")
+    bottom.set_ylabel(_("retries so far"))
+    bottom.set_xlabel(_("seconds"))
     for ax in (top, middle, bottom):
         if "consumer killed" in faults:
             ax.axvline(faults["consumer killed"], color="red", linestyle="--")
         if "restart asked" in faults:
             ax.axvspan(faults["restart asked"], faults.get("restart over", t[-1]),
                        color="grey", alpha=0.25)
-    top.set_title(f"{orders} orders through the pipeline: "
-                  "consumer killed (red), broker restart (grey)")
+    top.set_title(_("{orders} orders through the pipeline: "
+                    "consumer killed (red), broker restart (grey)").format(orders=orders))
     fig.tight_layout()
     plt.show()

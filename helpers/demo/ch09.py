@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from helpers.i18n import _
+
 if TYPE_CHECKING:
     from helpers.broker import Broker
 
@@ -39,20 +41,20 @@ def mqtt5(broker: Broker) -> bool:
 def missing(broker: Broker, protocol: str) -> str:
     """One line: what this broker lacks for `protocol` and how to get it; "" when it has it."""
     if protocol == "mqtt" and broker.mqtt is None:
-        return (
-            f"No MQTT listener on {broker.host}: this section needs the MQTT plugin "
-            f"(`{ENABLE.format(plugin='rabbitmq_mqtt')}`, port 1883); skipped."
-        )
+        return _(
+            "No MQTT listener on {host}: this section needs the MQTT plugin "
+            "(`{command}`, port 1883); skipped."
+        ).format(host=broker.host, command=ENABLE.format(plugin="rabbitmq_mqtt"))
     if protocol == "stomp" and broker.stomp is None:
-        return (
-            f"No STOMP listener on {broker.host}: this section needs the STOMP plugin "
-            f"(`{ENABLE.format(plugin='rabbitmq_stomp')}`, port 61613); skipped."
-        )
+        return _(
+            "No STOMP listener on {host}: this section needs the STOMP plugin "
+            "(`{command}`, port 61613); skipped."
+        ).format(host=broker.host, command=ENABLE.format(plugin="rabbitmq_stomp"))
     if protocol == "amqp10" and version(broker) < (4, 0):
-        return (
-            f"This broker runs RabbitMQ {broker.version}: Team RabbitMQ's AMQP 1.0 client "
+        return _(
+            "This broker runs RabbitMQ {version}: Team RabbitMQ's AMQP 1.0 client "
             "needs RabbitMQ 4.0 or newer, where AMQP 1.0 is built in; skipped."
-        )
+        ).format(version=broker.version)
     return ""
 
 

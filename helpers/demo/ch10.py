@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING, Any
 import pika
 import pika.exceptions
 
+from helpers.fonts import use_cjk_fallback
+from helpers.i18n import _
+
 if TYPE_CHECKING:
     from helpers.node.cluster import ClusterBroker
 
@@ -206,20 +209,22 @@ def plot_failover(book: Book, fault: Fault) -> None:
     leader marked."""
     import matplotlib.pyplot as plt
 
-    end = max([t for t, _ in book.confirmed + book.received] or [1.0]) + 0.2
+    use_cjk_fallback()
+    end = max([t for t, _n in book.confirmed + book.received] or [1.0]) + 0.2
     fig, ax = plt.subplots(figsize=(8, 3.5))
-    for rows, label in ((book.confirmed, "confirmed"), (book.received, "received (first time)")):
-        xs, ys = per_bin([t for t, _ in rows], end)
+    lines = ((book.confirmed, _("confirmed")), (book.received, _("received (first time)")))
+    for rows, label in lines:
+        xs, ys = per_bin([t for t, _n in rows], end)
         ax.plot(xs, ys, label=label, drawstyle="steps-post")
     if fault.killed_at is not None:
         ax.axvline(fault.killed_at, color="red", linestyle="--",
-                   label=f"{fault.killed} killed (the leader)")
+                   label=_("{node} killed (the leader)").format(node=fault.killed))
     if fault.elected_at is not None:
         ax.axvline(fault.elected_at, color="green", linestyle=":",
-                   label=f"{fault.new_leader} leads (seen by the API)")
-    ax.set_xlabel("seconds since the start")
-    ax.set_ylabel("messages per second")
-    ax.set_title("Throughput across the death of the leader's node")
+                   label=_("{node} leads (seen by the API)").format(node=fault.new_leader))
+    ax.set_xlabel(_("seconds since the start"))
+    ax.set_ylabel(_("messages per second"))
+    ax.set_title(_("Throughput across the death of the leader's node"))
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     plt.show()
@@ -258,15 +263,18 @@ def try_it(broker: ClusterBroker, hosts: Sequence[pika.ConnectionParameters], la
     try:
         with pika.BlockingConnection(list(hosts)) as connection:
             result = action(connection.channel())
-        print(f"{label}: accepted" + (f" ({result})" if result is not None else ""))
+        print(_("{label}: accepted").format(label=label)
+              + (f" ({result})" if result is not None else ""))
     except pika.exceptions.ConnectionClosedByBroker as exc:
         reason = shorten(exc.reply_text, broker).splitlines()[0]
-        print(f"{label}: refused, connection closed ({exc.reply_code}) {reason}")
+        print(_("{label}: refused, connection closed ({code}) {reason}")
+              .format(label=label, code=exc.reply_code, reason=reason))
     except pika.exceptions.ChannelClosedByBroker as exc:
         reason = shorten(exc.reply_text, broker).splitlines()[0]
-        print(f"{label}: refused, channel closed ({exc.reply_code}) {reason}")
+        print(_("{label}: refused, channel closed ({code}) {reason}")
+              .format(label=label, code=exc.reply_code, reason=reason))
     except pika.exceptions.AMQPConnectionError as exc:
-        print(f"{label}: no connection ({type(exc).__name__})")
+        print(_("{label}: no connection ({error})").format(label=label, error=type(exc).__name__))
 
 
 def wait_online(broker: ClusterBroker, queue: str, members: int = 3, timeout: float = 60.0):

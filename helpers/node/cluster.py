@@ -44,6 +44,7 @@ import pika
 import requests
 
 from helpers.errors import BrokerUnavailable
+from helpers.i18n import N_, _
 from helpers.management import ManagementClient
 from helpers.node.private import (
     HOST,
@@ -67,7 +68,7 @@ SCHEDULER_FLAGS = "+S 1:1 +SDcpu 1:1 +SDio 2 +sbwt none +sbwtdcpu none +sbwtdio 
 START_TIMEOUT_S = 120.0
 KHEPRI_TIMEOUT_MS = 5000
 DISCONNECTED_TIMEOUT_MS = 2000
-NEVER_STARTED = "The cluster was never started: python -m helpers cluster start"
+NEVER_STARTED = N_("The cluster was never started: python -m helpers cluster start")
 CLUSTER_PLUGINS = ("rabbitmq_management", "rabbitmq_event_exchange")
 
 Progress = Callable[[str], None]
@@ -263,10 +264,13 @@ class Cluster:
             candidate = _candidate(k)
             if all(_all_free(p) for p in candidate):
                 if k != first:
-                    say(f"Ports {DEFAULT_AMQP}-{DEFAULT_AMQP + 2} are in use: the cluster takes "
-                        f"{candidate[0].amqp}-{candidate[-1].amqp}.")
+                    say(_("Ports {first}-{last} are in use: the cluster takes {start}-{end}.")
+                        .format(first=DEFAULT_AMQP, last=DEFAULT_AMQP + 2,
+                                start=candidate[0].amqp, end=candidate[-1].amqp))
                 return candidate
-        raise BrokerUnavailable("No free ports for the cluster: stop other clusters (make stop).")
+        raise BrokerUnavailable(
+            _("No free ports for the cluster: stop other clusters (make stop).")
+        )
 
     def start(self, progress: Progress | None = None) -> bool:
         """Start every node that does not run and wait until all answer, as one cluster.
@@ -281,13 +285,16 @@ class Cluster:
             t0 = time.monotonic()
             fresh = not (self.nodes[0].base / "mnesia").exists()
             self._prepare(say)
-            say(f"Starting {len(down)} of the cluster's {SIZE} nodes "
-                f"({', '.join(n.short for n in down)}), RabbitMQ {self.runtime.version}...")
+            say(_("Starting {n} of the cluster's {size} nodes ({nodes}), RabbitMQ {version}...")
+                .format(n=len(down), size=SIZE, nodes=", ".join(n.short for n in down),
+                        version=self.runtime.version))
             self._start_nodes(down, say)
-            say(f"  {', '.join(n.short for n in down)} answer after {time.monotonic() - t0:.1f} s")
+            say(_("  {nodes} answer after {seconds:.1f} s")
+                .format(nodes=", ".join(n.short for n in down), seconds=time.monotonic() - t0))
             if fresh or len(down) == SIZE:
                 self._ensure_joined(say)
-                say(f"  one cluster of {SIZE} nodes after {time.monotonic() - t0:.1f} s")
+                say(_("  one cluster of {size} nodes after {seconds:.1f} s")
+                    .format(size=SIZE, seconds=time.monotonic() - t0))
             self._wait_formed()
             return True
 
@@ -369,7 +376,7 @@ class Cluster:
         node = self.node(which)
         pid = node.pid()
         if pid is None:
-            raise BrokerUnavailable(f"{node.short} is not running.")
+            raise BrokerUnavailable(_("{node} is not running.").format(node=node.short))
         os.kill(pid, signal.SIGKILL)
         _wait_dead(pid, 10)
         node.pid_file.unlink(missing_ok=True)
@@ -414,19 +421,19 @@ class Cluster:
         """The management API of `via`, else of the first node that answers."""
         creds = self.credentials()
         if creds is None:
-            raise BrokerUnavailable(NEVER_STARTED)
+            raise BrokerUnavailable(_(NEVER_STARTED))
         nodes = [self.node(via)] if isinstance(via, str) else [via] if via else self.nodes
         for node in nodes:
             if node.is_running() and _answers(node, creds):
                 return ManagementClient(
                     f"http://{HOST}:{node.ports.management}", creds.username, creds.password
                 )
-        raise BrokerUnavailable("No node of the cluster answers.")
+        raise BrokerUnavailable(_("No node of the cluster answers."))
 
     def broker(self) -> ClusterBroker:
         creds = self.credentials()
         if creds is None:
-            raise BrokerUnavailable(NEVER_STARTED)
+            raise BrokerUnavailable(_(NEVER_STARTED))
         return ClusterBroker(self, creds.username, creds.password)
 
     def set_tracing(self, vhost: str, enabled: bool) -> list[str]:

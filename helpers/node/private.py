@@ -41,6 +41,7 @@ from pathlib import Path
 import requests
 
 from helpers.errors import BrokerUnavailable
+from helpers.i18n import _
 from helpers.node.runtime import Runtime, is_reference
 from helpers.probe import PortState, port_is_free, probe_amqp
 
@@ -203,8 +204,10 @@ class Node:
         try:
             self.pid_file.unlink()
             say(
-                f"Removed a stale pid file ({self.pid_file}): pid {pid} is not this checkout's "
-                "RabbitMQ node."
+                _(
+                    "Removed a stale pid file ({file}): pid {pid} is not this checkout's "
+                    "RabbitMQ node."
+                ).format(file=self.pid_file, pid=pid)
             )
         except OSError:
             pass
@@ -276,7 +279,7 @@ class Node:
                 # The user database holds a password nobody knows any more: start afresh.
                 shutil.rmtree(base / "mnesia")
                 (base / "mnesia").mkdir()
-                say("No credentials file for the existing node data: starting with fresh data.")
+                say(_("No credentials file for the existing node data: starting with fresh data."))
             creds = Credentials(USERNAME, secrets.token_hex(16))
             _write_private(self.credentials_file, json.dumps(creds.__dict__, indent=1) + "\n")
         ports = self._with_protocol_ports(self._choose_ports(say))
@@ -326,8 +329,10 @@ class Node:
                 )
                 if wanted is None:
                     raise BrokerUnavailable(
-                        f"No free {protocol.upper()} port for a private node (tried "
-                        f"{PORT_CHOICES + 1}): stop other nodes (`make stop` in their checkouts)."
+                        _(
+                            "No free {protocol} port for a private node (tried {tried}): stop "
+                            "other nodes (`make stop` in their checkouts)."
+                        ).format(protocol=protocol.upper(), tried=PORT_CHOICES + 1)
                     )
             chosen[protocol] = wanted
             taken.add(wanted)
@@ -372,14 +377,16 @@ class Node:
             wanted = self._fixed_ports
             for port, what in zip(
                 (wanted.amqp, wanted.management, wanted.dist),
-                ("AMQP", "management", "Erlang distribution"),
+                ("AMQP", _("management"), _("Erlang distribution")),
                 strict=True,
             ):
                 if not port_is_free(HOST, port):
                     raise BrokerUnavailable(
-                        f"Port {port} (the private node's {what} port) is already in use: stop "
-                        "what holds it, or pick other ports with TUTORIAL_NODE_AMQP_PORT / "
-                        "TUTORIAL_NODE_MANAGEMENT_PORT / TUTORIAL_NODE_DIST_PORT."
+                        _(
+                            "Port {port} (the private node's {what} port) is already in use: stop "
+                            "what holds it, or pick other ports with TUTORIAL_NODE_AMQP_PORT / "
+                            "TUTORIAL_NODE_MANAGEMENT_PORT / TUTORIAL_NODE_DIST_PORT."
+                        ).format(port=port, what=what)
                     )
             return wanted
         saved = self.ports
@@ -390,14 +397,20 @@ class Node:
             if _all_free(candidate):
                 if saved != Ports(*DEFAULT_PORTS) or k:
                     say(
-                        f"Port {saved.amqp} is in use (another RabbitMQ node, perhaps another "
-                        f"checkout's, or another program): this node takes {candidate.amqp} "
-                        f"(management {candidate.management})."
+                        _(
+                            "Port {port} is in use (another RabbitMQ node, perhaps another "
+                            "checkout's, or another program): this node takes {amqp} "
+                            "(management {management})."
+                        ).format(
+                            port=saved.amqp, amqp=candidate.amqp, management=candidate.management
+                        )
                     )
                 return candidate
         raise BrokerUnavailable(
-            f"No free ports for a private node between {DEFAULT_PORTS[0]} and "
-            f"{DEFAULT_PORTS[0] + PORT_CHOICES}: stop other nodes (`make stop` in their checkouts)."
+            _(
+                "No free ports for a private node between {first} and {last}: stop other nodes "
+                "(`make stop` in their checkouts)."
+            ).format(first=DEFAULT_PORTS[0], last=DEFAULT_PORTS[0] + PORT_CHOICES)
         )
 
     # -- life cycle -------------------------------------------------------------------------
@@ -417,8 +430,10 @@ class Node:
                     # The VM runs but RabbitMQ inside it does not: a restart cut short between
                     # its stop_app and start_app. Waiting would take START_TIMEOUT_S in vain.
                     say(
-                        f"The private node ({self.name}) runs, but its RabbitMQ application "
-                        "is stopped (a restart that was cut short?): starting it again."
+                        _(
+                            "The private node ({name}) runs, but its RabbitMQ application "
+                            "is stopped (a restart that was cut short?): starting it again."
+                        ).format(name=self.name)
                     )
                     self.rabbitmqctl("start_app", timeout=START_TIMEOUT_S)
                 self._wait_until_ready(say)
@@ -426,8 +441,9 @@ class Node:
                 return False
             self._prepare(say)
             say(
-                f"Starting a private RabbitMQ node on {HOST}:{self.ports.amqp}: "
-                f"{self.runtime.describe()}..."
+                _("Starting a private RabbitMQ node on {host}:{port}: {runtime}...").format(
+                    host=HOST, port=self.ports.amqp, runtime=self.runtime.describe()
+                )
             )
             with open(self.base / "startup.log", "wb") as log:
                 process = subprocess.Popen(
@@ -449,25 +465,36 @@ class Node:
         while time.monotonic() - t0 < START_TIMEOUT_S:
             if self.is_ready():
                 if process is not None:
-                    say(f"RabbitMQ is up after {time.monotonic() - t0:.1f} s.")
+                    say(
+                        _("RabbitMQ is up after {seconds:.1f} s.").format(
+                            seconds=time.monotonic() - t0
+                        )
+                    )
                 return
             if process is not None and process.poll() is not None and not self.is_running():
                 raise BrokerUnavailable(
-                    f"The private RabbitMQ node stopped while starting (exit "
-                    f"{process.returncode}).\n" + self.log_tail()
+                    _("The private RabbitMQ node stopped while starting (exit {code}).").format(
+                        code=process.returncode
+                    )
+                    + "\n"
+                    + self.log_tail()
                 )
             if process is None and not self.is_running():
                 raise BrokerUnavailable(
-                    "The private RabbitMQ node stopped while we waited for it to answer.\n"
+                    _("The private RabbitMQ node stopped while we waited for it to answer.")
+                    + "\n"
                     + self.log_tail()
                 )
             elapsed = int(time.monotonic() - t0)
             if process is not None and elapsed >= last_report + 2:
                 last_report = elapsed
-                say(f"  ...still starting ({elapsed} s)")
+                say(_("  ...still starting ({seconds} s)").format(seconds=elapsed))
             time.sleep(0.25)
         raise BrokerUnavailable(
-            f"The private RabbitMQ node did not answer within {START_TIMEOUT_S:.0f} s.\n"
+            _("The private RabbitMQ node did not answer within {seconds:.0f} s.").format(
+                seconds=START_TIMEOUT_S
+            )
+            + "\n"
             + self.log_tail()
         )
 
@@ -522,7 +549,7 @@ class Node:
             try:
                 self._add_protocol_listeners()
             except (OSError, subprocess.TimeoutExpired, BrokerUnavailable) as exc:
-                say(f"Could not enable MQTT and STOMP: {exc}")
+                say(_("Could not enable MQTT and STOMP: {error}").format(error=exc))
                 missing = [p for p in missing if p not in PROTOCOL_PLUGINS.values()]
                 if not missing:
                     return
@@ -532,11 +559,19 @@ class Node:
         try:
             result = _run_detached(argv, self._ctl_env(), 60)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            say(f"Could not enable {', '.join(missing)}: {exc}")
+            say(
+                _("Could not enable {plugins}: {error}").format(
+                    plugins=", ".join(missing), error=exc
+                )
+            )
             return
         if result.returncode != 0:
             why = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-            say(f"Could not enable {', '.join(missing)}: {why[0]}")
+            say(
+                _("Could not enable {plugins}: {error}").format(
+                    plugins=", ".join(missing), error=why[0]
+                )
+            )
 
     def _add_protocol_listeners(self) -> None:
         """Before MQTT and STOMP are enabled in a running node an older checkout started:
@@ -666,7 +701,7 @@ class Node:
         deadline = time.monotonic() + 2 * 60
         while True:
             try:
-                output, _ = run.communicate(timeout=max(0.1, deadline - time.monotonic()))
+                output = run.communicate(timeout=max(0.1, deadline - time.monotonic()))[0]
                 return run.returncode, output, interrupted
             except subprocess.TimeoutExpired:
                 _kill_session(run)

@@ -92,6 +92,7 @@ from helpers.flow.state import FlowState, Message
 from helpers.flow.topology import read_topology
 from helpers.flow.tracer import Tracer
 from helpers.flow.tracing import reset_stale_tracing
+from helpers.i18n import _
 from helpers.management import ManagementClient
 from helpers.probe import port_is_free
 from helpers.view.panel import PublishPanel
@@ -281,13 +282,15 @@ class FlowDiagram(SequenceMethods):
         if not (caught and drained):
             # A resource alarm stops the firehose's markers too: then that is the reason.
             why = alarm_reason(active_alarms(self.broker)) or (
-                "messages are still arriving from the firehose"
+                _("messages are still arriving from the firehose")
                 if not drained
-                else f"the broker's statistics had not settled ({verdict.why})"
+                else _("the broker's statistics had not settled ({why})").format(why=verdict.why)
             )
             print(
-                f"(the diagram did not catch up within {timeout:g} s: {why}; "
-                "what it shows may be behind)"
+                _(
+                    "(the diagram did not catch up within {timeout:g} s: {why}; what it shows may "
+                    "be behind)"
+                ).format(timeout=timeout, why=why)
             )
             return CaughtUp(False, why)
         return CaughtUp(True)
@@ -428,24 +431,35 @@ class FlowDiagram(SequenceMethods):
         tracer = self.tracer
         lost = None if self.closed else tracer.lost
         if lost is not None:
-            return f"{lost}: reconnecting (nothing counted since {_clock(tracer.ended_at)})"
+            return _("{lost}: reconnecting (nothing counted since {time})").format(
+                lost=lost, time=_clock(tracer.ended_at)
+            )
         if not self._gaps:
             return ""
         start, end, why = self._gaps[-1]
         earlier = len(self._gaps) - 1
-        more = f" ({earlier} earlier gap{'s' if earlier > 1 else ''} too)" if earlier else ""
+        more = (
+            _(" ({earlier} earlier gap{s} too)").format(
+                earlier=earlier, s="s" if earlier > 1 else ""
+            )
+            if earlier
+            else ""
+        )
         return (
-            f"counts have a gap: {why} at {_clock(start)}, and the diagram reconnected at "
-            f"{_clock(end)}; nothing in between was counted{more}"
+            _(
+                "counts have a gap: {why} at {start}, and the diagram reconnected at {end}; "
+                "nothing in between was counted{more}"
+            ).format(why=why, start=_clock(start), end=_clock(end), more=more)
         )
 
     def _not_connected(self, tracer: Tracer) -> CaughtUp:
         """What a wait says while the broker is away: the true reason, at once, in one line."""
-        why = f"{tracer.lost or 'the diagram is not connected to the broker'}: reconnecting"
+        lost = tracer.lost or _("the diagram is not connected to the broker")
+        why = _("{lost}: reconnecting").format(lost=lost)
         with self._lock:
             self._render(force=True)
         self._update_display()
-        print(f"(the diagram cannot catch up: {why})")
+        print(_("(the diagram cannot catch up: {why})").format(why=why))
         return CaughtUp(False, why)
 
     def _tell_gaps(self) -> None:
@@ -547,7 +561,9 @@ class FlowDiagram(SequenceMethods):
             self.state, now=self._last_render, show_helpers=self.show_helpers
         ) + _notice_html(notice)
         if self.closed:
-            value += '<div style="font:11px sans-serif;color:#6b7280">(closed)</div>'
+            value += (
+                '<div style="font:11px sans-serif;color:#6b7280">' + esc(_("(closed)")) + "</div>"
+            )
         if value != self.widget.value:
             self.widget.value = value
             self.renders += 1

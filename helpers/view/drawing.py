@@ -18,7 +18,7 @@ from helpers.view.labels import Label, ascent, line_box
 from helpers.view.layout import KEY_W, MAX_DOTS, FooterLine, Placement, place
 from helpers.view.picture import CONSUMERS, Edge, Picture
 from helpers.view.route import arrowhead, joined
-from helpers.view.text_fit import FONT_FAMILY
+from helpers.view.text_fit import font_family
 
 ANIMATION_S = 1.4  # how long a dot travels along its edges
 FADED = 0.5  # opacity of the box of a program that has left (not of its text)
@@ -67,9 +67,9 @@ def draw(p: Placement, animate: bool = True) -> str:
     svg = (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="flow-svg" '
         f'viewBox="0 0 {_n(p.width)} {_n(p.height)}" width="{_n(p.width)}" '
-        f'style="max-width:100%;height:auto;font-family:{FONT_FAMILY}">{"".join(parts)}</svg>'
+        f'style="max-width:100%;height:auto;font-family:{font_family()}">{"".join(parts)}</svg>'
     )
-    style = f"font:12px {FONT_FAMILY};color:#dc2626;margin:2px 16px"
+    style = f"font:12px {font_family()};color:#dc2626;margin:2px 16px"
     notes = "".join(
         f'<div class="flow-blocked" style="{style}">{esc(n)}</div>' for n in picture.notes
     )

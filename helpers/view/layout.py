@@ -16,6 +16,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, replace
 
+from helpers.i18n import _
 from helpers.view.arrange import arrange, columns_of
 from helpers.view.boxes import BODY, MAX_W, MIN_W, SMALL, TITLE, Box, make_box, natural_width
 from helpers.view.edges import (
@@ -98,7 +99,7 @@ def place(picture: Picture) -> Placement:
     best: Placement | None = None
     widen: dict[int, float] = defaultdict(float)  # extra px for a gap between columns
     rows = ROWS
-    for _ in range(ATTEMPTS):
+    for _attempt_no in range(ATTEMPTS):
         placed, crowded = _attempt(picture, widen, rows)
         if not placed.unplaced:
             return placed
@@ -355,7 +356,7 @@ def _footer(
     if picture.caption:
         lines(picture.caption, TITLE, "totals")
     if more:
-        text = f"+{more} more in flight"
+        text = _("+{more} more in flight").format(more=more)
         last = out[-1] if out and out[-1].css == "totals" else None
         if last and text_width(last.text, TITLE) + 24 + text_width(text, BODY) <= room:
             out.append(FooterLine(text, width - EDGE, last.baseline, BODY, "more", anchor="end"))

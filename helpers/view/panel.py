@@ -16,6 +16,7 @@ import pika.frame
 
 from helpers.errors import explain
 from helpers.flow.state import DEFAULT_EXCHANGE, Message, Prefix
+from helpers.i18n import _
 from helpers.view.svg import esc
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ HEADER_TYPES = "str, bytes, int, bool, None, decimal.Decimal, datetime, dict or 
 BODY_SHOWN = 200
 HEADERS_SHOWN = 300  # characters of the headers' repr in the code box
 ANSWER_MAX = 200  # characters of any one-line answer built from the learner's input
+# The class of the note a saved panel shows where no kernel runs it (site/_ext looks for it).
+PANEL_NOTE_CLASS = "publish-panel-note"
 
 
 class PublishTarget(Protocol):
@@ -67,11 +70,13 @@ class PublishPanel(ipywidgets.VBox):
     def __init__(self, diagram: PublishTarget, show_diagram: bool = True):
         self.diagram = diagram
         self._count = 0
-        self.exchange = ipywidgets.Dropdown(description="exchange")
-        self.routing_key = ipywidgets.Text(description="routing key")
-        self.headers = ipywidgets.Textarea(description="headers", placeholder="key=value per line")
-        self.body = ipywidgets.Textarea(description="body", value="hello")
-        self.button = ipywidgets.Button(description="Publish", button_style="primary")
+        self.exchange = ipywidgets.Dropdown(description=_("exchange"))
+        self.routing_key = ipywidgets.Text(description=_("routing key"))
+        self.headers = ipywidgets.Textarea(
+            description=_("headers"), placeholder=_("key=value per line")
+        )
+        self.body = ipywidgets.Textarea(description=_("body"), value="hello")
+        self.button = ipywidgets.Button(description=_("Publish"), button_style="primary")
         self.code = ipywidgets.HTML()
         self.result = ipywidgets.HTML()
         self.button.on_click(lambda _b: self.publish_from_form())
@@ -90,11 +95,28 @@ class PublishPanel(ipywidgets.VBox):
     def __repr__(self) -> str:
         return f"PublishPanel(prefix={self.diagram.prefix!r})"
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        """The widget view for a live kernel, with a note beside it for everywhere else.
+
+        JupyterLab (trusted) ranks the widget view first and shows the form; the site's
+        build, an untrusted notebook and nbval fall back to the note (text/html, text/plain),
+        so a reader without a kernel learns what the panel is for instead of seeing a repr.
+        """
+        data = super()._repr_mimebundle_(**kwargs)
+        if data is None:  # no view (ipywidgets returns None then): nothing to show at all
+            return None
+        # A static page, an untrusted notebook or GitHub cannot run the form: a dead form
+        # there would invite clicks that do nothing, and the default repr
+        # (`PublishPanel(prefix=(...))`) tells a reader nothing.
+        note = _("Publish panel: run this chapter to publish from here.")
+        html = f'<p class="{PANEL_NOTE_CLASS}"><i>{esc(note)}</i></p>'
+        return {**data, "text/plain": note, "text/html": html}
+
     def refresh_exchanges(self) -> None:
         names = self.diagram.exchange_names()
         if DEFAULT_EXCHANGE not in names:
             names.insert(0, DEFAULT_EXCHANGE)
-        options = [("(default exchange)" if n == "" else n, n) for n in names]
+        options = [(_("(default exchange)") if n == "" else n, n) for n in names]
         current = self.exchange.value
         self.exchange.options = options
         if current in names:
@@ -144,8 +166,10 @@ class PublishPanel(ipywidgets.VBox):
             return problem
         if self.diagram.closed:
             text = (
-                "published; the diagram is closed (the chapter's cleanup ran), so where the "
-                "message went is not drawn: run the diagram's cell again to watch."
+                _(
+                    "published; the diagram is closed (the chapter's cleanup ran), so where the "
+                    "message went is not drawn: run the diagram's cell again to watch."
+                )
             )
         else:
             self.diagram.wait_until_caught_up(timeout=3.0)
@@ -190,27 +214,35 @@ class PublishPanel(ipywidgets.VBox):
         except pika.exceptions.ChannelClosedByBroker as exc:
             if exc.reply_code == 404:
                 return (
-                    f"the exchange {exchange!r} does not exist (any more: the chapter's cleanup "
-                    "deletes it): run the cell that declares it again, then publish."
+                    _(
+                        "the exchange {exchange!r} does not exist (any more: the chapter's "
+                        "cleanup deletes it): run the cell that declares it again, then publish."
+                    ).format(exchange=exchange)
                 )
-            return f"the broker refused it: {exc.reply_code} {exc.reply_text}"
+            return _("the broker refused it: {code} {text}").format(
+                code=exc.reply_code, text=exc.reply_text
+            )
         except pika.exceptions.AMQPError as exc:
-            return "could not publish: " + explain(exc)
+            return _("could not publish: ") + explain(exc)
         except (TypeError, ValueError, struct.error) as exc:
             # What pika's encoder refuses that publish_problem did not foresee: still one
             # line in the result box, not a traceback in the widget log.
-            return _clip(f"could not publish: pika cannot encode it ({type(exc).__name__}: {exc})")
+            return _clip(_(
+                "could not publish: pika cannot encode it ({error_type}: {exc})"
+            ).format(error_type=type(exc).__name__, exc=exc))
         return None
 
     def _where(self, message_id: str) -> str:
         m = self.diagram.find_publish(message_id)
         if m is None:
-            return "not seen in the firehose (outside the diagram's prefix?)"
+            return _("not seen in the firehose (outside the diagram's prefix?)")
         if m.queues:
-            return "routed to " + ", ".join(m.queues)
+            return _("routed to ") + ", ".join(m.queues)
         if m.hidden_routes:
-            return "routed to queues outside the diagram's prefix"
-        return f"unroutable: dropped by {m.exchange or '(default exchange)'}"
+            return _("routed to queues outside the diagram's prefix")
+        return _("unroutable: dropped by {exchange}").format(
+            exchange=m.exchange or _("(default exchange)")
+        )
 
 
 def parse_headers(text: str) -> dict[str, Any]:
@@ -222,13 +254,17 @@ def parse_headers(text: str) -> dict[str, Any]:
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"headers: not valid JSON ({exc.msg})") from None
+            raise ValueError(
+                _("headers: not valid JSON ({error})").format(error=exc.msg)
+            ) from None
         except ValueError as exc:  # e.g. an integer of more than 4300 digits
-            raise ValueError(f"headers: {_clip(str(exc), 120)}") from None
+            raise ValueError(
+                _("headers: {error}").format(error=_clip(str(exc), 120))
+            ) from None
         except RecursionError:
-            raise ValueError("headers: the JSON is nested too deeply") from None
+            raise ValueError(_("headers: the JSON is nested too deeply")) from None
         if not isinstance(value, dict):
-            raise ValueError("headers: a JSON object is needed")
+            raise ValueError(_("headers: a JSON object is needed"))
         return value
     out: dict[str, Any] = {}
     for line in text.splitlines():
@@ -237,7 +273,9 @@ def parse_headers(text: str) -> dict[str, Any]:
         key, sep, value = line.partition("=")
         if not sep or not key.strip():
             got = _clip(repr(line), 60)
-            raise ValueError(f"headers: write key=value, one per line (got {got})")
+            raise ValueError(_(
+                "headers: write key=value, one per line (got {got})"
+            ).format(got=got))
         out[key.strip()] = value.strip()
     return out
 
@@ -255,7 +293,7 @@ def publish_problem(
     types accepted, where pika would raise struct.error, UnsupportedAMQPFieldException or a
     long ShortStringTooLong, and the broker would close the connection on a too-large frame.
     """
-    for what, value in (("exchange name", exchange), ("routing key", routing_key)):
+    for what, value in ((_("exchange name"), exchange), (_("routing key"), routing_key)):
         problem = _shortstr_problem(what, value)
         if problem:
             return problem
@@ -267,11 +305,15 @@ def publish_problem(
     try:
         size = len(pika.frame.Header(1, len(body), props).marshal())
     except (TypeError, ValueError, struct.error, pika.exceptions.AMQPError) as exc:
-        return _clip(f"headers: pika cannot encode them ({type(exc).__name__}: {exc})")
+        return _clip(_(
+            "headers: pika cannot encode them ({error_type}: {exc})"
+        ).format(error_type=type(exc).__name__, exc=exc))
     if size > frame_max:
         return (
-            f"headers: {size:,} bytes encoded, but a message's properties must fit in one "
-            f"AMQP frame ({frame_max:,} bytes): put large data in the body."
+            _(
+                "headers: {size:,} bytes encoded, but a message's properties must fit in one AMQP "
+                "frame ({frame_max:,} bytes): put large data in the body."
+            ).format(size=size, frame_max=frame_max)
         )
     return None
 
@@ -280,7 +322,9 @@ def _utf8(text: str, what: str) -> bytes:
     try:
         return text.encode()
     except UnicodeEncodeError:
-        raise ValueError(f"{what}: not valid UTF-8 text (a lone surrogate?)") from None
+        raise ValueError(
+            _("{what}: not valid UTF-8 text (a lone surrogate?)").format(what=what)
+        ) from None
 
 
 def _shortstr_problem(what: str, value: Any) -> str | None:
@@ -290,19 +334,23 @@ def _shortstr_problem(what: str, value: Any) -> str | None:
         try:
             size = len(value.encode())
         except UnicodeEncodeError:
-            return f"{what}: not valid UTF-8 text (a lone surrogate?)"
+            return _("{what}: not valid UTF-8 text (a lone surrogate?)").format(what=what)
     else:
-        return f"{what}: must be text (str), not {type(value).__name__}"
+        return _(
+            "{what}: must be text (str), not {value_type}"
+        ).format(what=what, value_type=type(value).__name__)
     if size > SHORTSTR_MAX:
         return (
-            f"the {what} is {size:,} bytes: in AMQP 0-9-1, exchange names, routing keys and "
-            f"header names are at most {SHORTSTR_MAX} bytes (UTF-8)."
+            _(
+                "the {what} is {size:,} bytes: in AMQP 0-9-1, exchange names, routing keys and "
+                "header names are at most {limit} bytes (UTF-8)."
+            ).format(what=what, size=size, limit=SHORTSTR_MAX)
         )
     return None
 
 
 def _header_name_problem(key: Any) -> str | None:
-    return _shortstr_problem("header name", key)
+    return _shortstr_problem(_("header name"), key)
 
 
 def _header_value_problem(path: str, value: Any) -> str | None:
@@ -311,7 +359,7 @@ def _header_value_problem(path: str, value: Any) -> str | None:
         try:
             value.encode()
         except UnicodeEncodeError:
-            return f"header {path}: not valid UTF-8 text (a lone surrogate?)"
+            return _("header {path}: not valid UTF-8 text (a lone surrogate?)").format(path=path)
         return None
     if value is None or isinstance(value, (bytes, bool)):
         return None
@@ -319,13 +367,17 @@ def _header_value_problem(path: str, value: Any) -> str | None:
         if INT64_MIN <= value <= INT64_MAX:
             return None
         return (
-            f"header {path}: {_int_shown(value)} does not fit in a signed 64-bit integer "
-            "(-2**63 .. 2**63-1), the widest AMQP integer: send it as a string."
+            _(
+                "header {path}: {value} does not fit in a signed 64-bit integer (-2**63 .. "
+                "2**63-1), the widest AMQP integer: send it as a string."
+            ).format(path=path, value=_int_shown(value))
         )
     if isinstance(value, float):
         return (
-            f"header {path}: {_clip(repr(value), 30)} is a float, which pika cannot send: "
-            "use a string, an int or decimal.Decimal."
+            _(
+                "header {path}: {value} is a float, which pika cannot send: use a string, an int "
+                "or decimal.Decimal."
+            ).format(path=path, value=_clip(repr(value), 30))
         )
     if isinstance(value, decimal.Decimal):
         return _decimal_problem(path, value)
@@ -337,8 +389,10 @@ def _header_value_problem(path: str, value: Any) -> str | None:
         if 0 <= seconds < 2**64:
             return None
         return (
-            f"header {path}: {_clip(str(value), 40)} is before 1970; AMQP timestamps are "
-            "seconds since 1970 (unsigned): send it as a string."
+            _(
+                "header {path}: {value} is before 1970; AMQP timestamps are seconds since 1970 "
+                "(unsigned): send it as a string."
+            ).format(path=path, value=_clip(str(value), 40))
         )
     if isinstance(value, dict):
         for key, item in value.items():
@@ -355,8 +409,9 @@ def _header_value_problem(path: str, value: Any) -> str | None:
                 return problem
         return None
     return (
-        f"header {path}: a {_clip(type(value).__name__, 30)} cannot be sent; "
-        f"pika sends {HEADER_TYPES}."
+        _(
+            "header {path}: a {value} cannot be sent; pika sends {types}."
+        ).format(path=path, value=_clip(type(value).__name__, 30), types=HEADER_TYPES)
     )
 
 
@@ -374,8 +429,10 @@ def _decimal_problem(path: str, value: decimal.Decimal) -> str | None:
     except decimal.DecimalException:
         pass
     return (
-        f"header {path}: {_clip(str(value), 30)} does not fit an AMQP decimal (a signed 32-bit "
-        "integer with at most 255 decimal places): send it as a string."
+        _(
+            "header {path}: {value} does not fit an AMQP decimal (a signed 32-bit integer with at "
+            "most 255 decimal places): send it as a string."
+        ).format(path=path, value=_clip(str(value), 30))
     )
 
 
@@ -383,7 +440,7 @@ def _body_shown(body: bytes) -> str:
     """The body's repr for the code box: its start, and its size when that is not all."""
     if len(body) <= BODY_SHOWN:
         return repr(body)
-    return f"{body[:BODY_SHOWN]!r}… ({len(body):,} bytes)"
+    return _("{value!r}… ({n_body:,} bytes)").format(value=body[:BODY_SHOWN], n_body=len(body))
 
 
 def _int_shown(value: int) -> str:

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import ipywidgets
 
 from helpers.flow.scope import Prefix
+from helpers.i18n import _
 
 if TYPE_CHECKING:
     from sidecar import Sidecar
@@ -183,6 +184,8 @@ def _tell_missing() -> None:
     if not _told_missing:
         _told_missing = True
         print(
-            "(diagram.pin(): the sidecar package is missing, so the diagram stays inline only; "
-            "`pip install -r requirements.txt` installs it)"
+            _(
+                "(diagram.pin(): the sidecar package is missing, so the diagram stays inline "
+                "only; `pip install -r requirements.txt` installs it)"
+            )
         )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from helpers.flow.clients import Consumer, is_helper
 from helpers.flow.state import Client, FlowState
 from helpers.flow.topology import client_address
+from helpers.i18n import _
 
 MAX_PROGRAMS = 24  # program boxes drawn; the rest are one "other programs" box
 MAX_CONSUMER_LINES = 3  # consumers listed in one program's box; the rest as "+N more"
@@ -101,10 +102,10 @@ def _fold_unnamed(state: FlowState, found: dict[str, Program]) -> dict[str, Prog
     for same in groups.values():
         if len(same) < 2:
             continue
-        name, n = f"{len(same)} unnamed programs", 1
+        name, n = _("{n} unnamed programs").format(n=len(same)), 1
         while name in out:  # two groups of the same size
             n += 1
-            name = f"{len(same)} unnamed programs #{n}"
+            name = _("{n} unnamed programs #{k}").format(n=len(same), k=n)
         merged = Program(name, min(p.order for p in same))
         for p in same:
             del out[p.name]
@@ -145,43 +146,56 @@ def describe(p: Program, left: bool) -> tuple[list[str], str]:
     lines: list[str] = []
     story: list[str] = []
     if is_helper(p.name):
-        lines.append("the tutorial's own")
+        lines.append(_("the tutorial's own"))
     if p.name == OTHERS:
-        lines.append(f"{len(p.connections)} connections")
+        lines.append(_("{n} connections").format(n=len(p.connections)))
     sent = sum(p.published.values())
     if sent:
-        lines.append(f"published {sent}")
+        lines.append(_("published {sent}").format(sent=sent))
         story.append(
-            "published "
-            + ", ".join(f"{n} to {x or '(default)'}" for x, n in sorted(p.published.items()))
+            _("published ")
+            + ", ".join(
+                _("{n} to {exchange}").format(n=n, exchange=x or _("(default)"))
+                for x, n in sorted(p.published.items())
+            )
         )
     consumers = [(c, "") for c in p.consumers]
-    consumers += [(c, " · ended") for c in _distinct(p.ended, p.consumers)]
+    consumers += [(c, _(" · ended")) for c in _distinct(p.ended, p.consumers)]
     for c, ended in consumers[:MAX_CONSUMER_LINES]:
-        ack = "manual ack" if c.ack_required else "auto ack"
-        prefetch = f"prefetch {c.prefetch}" if c.prefetch else "no prefetch limit"
-        lines.append(f"consumer {c.tag}{ended}")
+        ack = _("manual ack") if c.ack_required else _("auto ack")
+        prefetch = (
+            _("prefetch {n}").format(n=c.prefetch) if c.prefetch else _("no prefetch limit")
+        )
+        lines.append(_("consumer {tag}{ended}").format(tag=c.tag, ended=ended))
         lines.append(f"{prefetch} · {ack}")
         story.append(
-            f"consumer {c.tag} on {c.queue} (channel {c.channel}, {prefetch}, {ack})"
-            + (" has ended" if ended else "")
+            _("consumer {tag} on {queue} (channel {channel}, {prefetch}, {ack})").format(
+                tag=c.tag, queue=c.queue, channel=c.channel, prefetch=prefetch, ack=ack
+            )
+            + (_(" has ended") if ended else "")
         )
     if len(consumers) > MAX_CONSUMER_LINES:
-        lines.append(f"+{len(consumers) - MAX_CONSUMER_LINES} more consumers")
-        story += [f"consumer {c.tag} on {c.queue}" for c, _e in consumers[MAX_CONSUMER_LINES:]]
+        lines.append(_("+{n} more consumers").format(n=len(consumers) - MAX_CONSUMER_LINES))
+        story += [
+            _("consumer {tag} on {queue}").format(tag=c.tag, queue=c.queue)
+            for c, _e in consumers[MAX_CONSUMER_LINES:]
+        ]
     received = sum(p.received.values())
     got = sum(p.got.values())
     if received:
-        lines.append(f"{'basic_get' if got == received else 'received'} {received}")
+        shown = _("basic_get {n}") if got == received else _("received {n}")
+        lines.append(shown.format(n=received))
         story.append(
-            f"received {received}"
-            + (f" ({got} by basic_get)" if got else "")
+            _("received {n}").format(n=received)
+            + (_(" ({got} by basic_get)").format(got=got) if got else "")
             + ": "
-            + ", ".join(f"{n} from {q}" for q, n in sorted(p.received.items()))
+            + ", ".join(
+                _("{n} from {queue}").format(n=n, queue=q) for q, n in sorted(p.received.items())
+            )
         )
     if left:
-        lines.append("left")
-        story.append("its connections have closed; its counts stay until the diagram is reset")
+        lines.append(_("left"))
+        story.append(_("its connections have closed; its counts stay until the diagram is reset"))
     addresses = sorted(client_address(c) for c in p.connections)
     where = f" ({', '.join(addresses[:3])}{' …' if len(addresses) > 3 else ''})"
     return lines, f"{p.name}{where}: " + "; ".join(story)

@@ -23,6 +23,7 @@ from helpers.flow.clients import is_helper
 from helpers.flow.scope import DEFAULT_EXCHANGE
 from helpers.flow.scope import describe as describe_scope
 from helpers.flow.state import Client, FlowState, Message
+from helpers.i18n import N_, _
 from helpers.view.picture import (
     CONSUMERS,
     EXCHANGES,
@@ -46,10 +47,13 @@ from helpers.view.text import (
 ANIMATION_S = 1.4  # how long a dot travels; older messages are not animated
 MAX_DOTS = 40  # dots per picture; more recent messages are summed up as "+N"
 LOG_LINES = 5
+# Translated where the picture is made (the language is chosen then, not at import).
 LEGEND = (
-    "published: messages sent to an exchange · routed: copies placed in queues (one message "
-    "in 3 queues counts 3) · unroutable: dropped by an exchange · delivered: handed to a "
-    "consumer or basic_get",
+    N_(
+        "published: messages sent to an exchange · routed: copies placed in queues (one message "
+        "in 3 queues counts 3) · unroutable: dropped by an exchange · delivered: handed to a "
+        "consumer or basic_get"
+    ),
 )
 
 
@@ -107,7 +111,7 @@ class _Scene:
             dots=tuple(dots),
             more_dots=more,
             caption=caption(self.state.totals()),
-            legend=LEGEND,
+            legend=tuple(_(line) for line in LEGEND),
             empty="" if (self.exchanges or self.queues) else self._empty(),
             notes=self._notes(),
             log=tuple(
@@ -118,7 +122,7 @@ class _Scene:
 
     def _empty(self) -> str:
         scope = describe_scope(self.state.prefix)
-        return f"nothing named {scope} yet: declare an exchange or a queue"
+        return _("nothing named {scope} yet: declare an exchange or a queue").format(scope=scope)
 
     def _exchange_nodes(self) -> None:
         state = self.state
@@ -129,13 +133,13 @@ class _Scene:
             if b.destination_type == "exchange"
         ]
         links += state.alternate_links()
-        for _ in range(4):  # longest path, bounded so a cycle of bindings cannot loop
+        for _round in range(4):  # longest path, bounded so a cycle of bindings cannot loop
             for src, dst in links:
                 if src in depth and dst in depth and src != dst:
                     depth[dst] = max(depth[dst], min(depth[src] + 1, 3))
         for i, x in enumerate(self.exchanges):
-            shown = "(default)" if x.name == DEFAULT_EXCHANGE else x.name
-            kind = f"{x.type} exchange" if x.type != "?" else "exchange"
+            shown = _("(default)") if x.name == DEFAULT_EXCHANGE else x.name
+            kind = _("{type} exchange").format(type=x.type) if x.type != "?" else _("exchange")
             dropped = state.unroutable[x.name]
             self.nodes.append(
                 Node(
@@ -145,22 +149,29 @@ class _Scene:
                     title=shown,
                     lines=(kind,),
                     hover=f"{shown}: {kind}"
-                    + (f", alternate exchange {x.alternate}" if x.alternate else ""),
+                    + (
+                        _(", alternate exchange {exchange}").format(exchange=x.alternate)
+                        if x.alternate
+                        else ""
+                    ),
                     depth=depth[x.name],
-                    note=f"✕ {dropped} unroutable" if dropped else "",
+                    note=_("✕ {dropped} unroutable").format(dropped=dropped) if dropped else "",
                     order=i,
                 )
             )
 
     def _queue_nodes(self) -> None:
         for i, q in enumerate(self.queues):
-            lines = [f"ready {q.ready} · unacked {q.unacked}"]
+            counts = _("ready {ready} · unacked {unacked}")
+            lines = [counts.format(ready=q.ready, unacked=q.unacked)]
             if q.type != "classic":
-                lines.append(f"{q.type} queue")
+                lines.append(_("{type} queue").format(type=q.type))
             dlx = q.dead_letter_exchange
-            hover = f"{q.name}: {q.type} queue, {q.ready} ready, {q.unacked} unacknowledged"
+            hover = _("{name}: {type} queue, {ready} ready, {unacked} unacknowledged").format(
+                name=q.name, type=q.type, ready=q.ready, unacked=q.unacked
+            )
             if dlx is not None:
-                hover += f"; dead letters go to {dlx or '(default)'}"
+                hover += _("; dead letters go to {exchange}").format(exchange=dlx or _("(default)"))
             self.nodes.append(
                 Node(
                     id=_qid(q.name),
@@ -178,8 +189,10 @@ class _Scene:
             folds.setdefault(x, []).append(q)
         for i, (x, names) in enumerate(sorted(folds.items())):
             k = len(names)
-            what = "short-lived" if all(self.state.short_lived(n) for n in names) else "deleted"
-            title = f"{k} {what} queue{'s' if k > 1 else ''}"
+            short = all(self.state.short_lived(n) for n in names)
+            title = (_("{k} short-lived queue{s}") if short else _("{k} deleted queue{s}")).format(
+                k=k, s="s" if k > 1 else ""
+            )
             carried = sum(self.state.routed[(x, n)] for n in names)
             taken = sum(self.state.delivered[n] for n in names)
             self.nodes.append(
@@ -188,8 +201,14 @@ class _Scene:
                     kind="folded",
                     column=QUEUES,
                     title=title,
-                    lines=(f"routed {carried} · delivered {taken}", "gone now"),
-                    hover=f"{title}, no longer on the broker: " + ", ".join(names),
+                    lines=(
+                        _("routed {carried} · delivered {taken}").format(
+                            carried=carried, taken=taken
+                        ),
+                        _("gone now"),
+                    ),
+                    hover=_("{title}, no longer on the broker: ").format(title=title)
+                    + ", ".join(names),
                     order=len(self.queues) + i,
                 )
             )
@@ -205,7 +224,7 @@ class _Scene:
             lines, hover = describe(p, left)
             on = sorted({where[c] for c in p.connections if c in where})
             if on:
-                lines = [*lines, "via " + ", ".join(on)]
+                lines = [*lines, _("via {nodes}").format(nodes=", ".join(on))]
             how = next((blocked[c] for c in sorted(p.connections) if c in blocked), "")
             colours.setdefault(p.name, len(colours))
             self.nodes.append(
@@ -217,7 +236,7 @@ class _Scene:
                     lines=tuple(lines),
                     hover=hover,
                     faded=left,
-                    badge="blocked" if how else "",
+                    badge=_("blocked") if how else "",
                     badge_hover=blocked_why(how) if how else "",
                     program=colours[p.name],
                     helper=is_helper(p.name),
@@ -287,7 +306,9 @@ class _Scene:
                     target=target,
                     label=label,
                     count=counts[(source, dest)],
-                    hover=f"binding {source or '(default)'} → {dest}"
+                    hover=_("binding {source} → {dest}").format(
+                        source=source or _("(default)"), dest=dest
+                    )
                     + (f" [{label}]" if label else ""),
                 )
             )
@@ -298,10 +319,12 @@ class _Scene:
                     kind="alternate",
                     source=_xid(src),
                     target=_xid(alt),
-                    label="alternate",
+                    label=_("alternate"),
                     count=counts[(src, alt)],
                     dashed=True,
-                    hover=f"what {src} cannot route goes to its alternate exchange {alt}",
+                    hover=_(
+                        "what {src} cannot route goes to its alternate exchange {alt}"
+                    ).format(src=src, alt=alt),
                 )
             )
         drawn_x = {x.name for x in self.exchanges}
@@ -313,10 +336,11 @@ class _Scene:
                         kind="deadletter",
                         source=_qid(q),
                         target=_xid(dlx),
-                        label="dead letters",
+                        label=_("dead letters"),
                         dashed=True,
-                        hover=f"{q} dead-letters (rejected, expired, over its limit) to "
-                        f"{dlx or '(default)'}",
+                        hover=_(
+                            "{q} dead-letters (rejected, expired, over its limit) to {value}"
+                        ).format(q=q, value=dlx or _("(default)")),
                     )
                 )
         for x in {x for x in self.fold_of.values() if x in drawn_x}:
@@ -327,7 +351,7 @@ class _Scene:
                     source=_xid(x),
                     target=_fid(x),
                     count=counts[(x, "\0fold")],
-                    hover="messages routed to queues that have gone since",
+                    hover=_("messages routed to queues that have gone since"),
                 )
             )
 
@@ -342,7 +366,9 @@ class _Scene:
                         source=_pid(name),
                         target=_xid(x),
                         count=n,
-                        hover=f"{name} published {n} to {x or '(default)'}",
+                        hover=_(
+                            "{name} published {n} to {value}"
+                        ).format(name=name, n=n, value=x or _("(default)")),
                     )
                 )
             received: Counter = Counter()
@@ -362,8 +388,10 @@ class _Scene:
                         target=_pid(name),
                         label="basic_get" if by_get else "",
                         count=n,
-                        hover=f"{name} received {n} from {src[2:]}"
-                        + (" by basic_get" if by_get else ""),
+                        hover=_(
+                            "{name} received {n} from {value}"
+                        ).format(name=name, n=n, value=src[2:])
+                        + (_(" by basic_get") if by_get else ""),
                     )
                 )
         for (replier, caller), n in sorted(state.direct_replies.items(), key=str):
@@ -376,11 +404,13 @@ class _Scene:
                     kind="reply",
                     source=_pid(a),
                     target=_pid(b),
-                    label=f"reply · {n}",
+                    label=_("reply · {n}").format(n=n),
                     count=n,
                     dashed=True,
-                    hover=f"direct reply-to: {n} repl{'y' if n == 1 else 'ies'} sent straight "
-                    "to the caller's channel, through no queue",
+                    hover=_(
+                        "direct reply-to: {n} repl{suffix} sent straight to the caller's channel, "
+                        "through no queue"
+                    ).format(n=n, suffix="y" if n == 1 else "ies"),
                 )
             )
 
@@ -407,7 +437,7 @@ class _Scene:
             program = self._program_for(m.client)
             if program is None:
                 continue
-            title = f"{m.exchange or '(default)'} [{m.routing_key}] {message_body(m)}"
+            title = f"{m.exchange or _('(default)')} [{m.routing_key}] {message_body(m)}"
             for kind, path in self._paths(m, program):
                 path = [e for e in path if e in edge_ids]
                 if path:

@@ -21,9 +21,16 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 
+from helpers.i18n import N_, _
 from helpers.view.drawing import esc
 from helpers.view.sequence import BROKER, EVENTS, PROGRAM, XDEATH, Arrow, Sequence
-from helpers.view.text_fit import ASCENT, FONT_FAMILY, line_height, shorten_middle, text_width
+from helpers.view.text_fit import (
+    ASCENT,
+    font_family,
+    line_height,
+    shorten_middle,
+    text_width,
+)
 
 SIZE, TITLE_SIZE = 11.0, 12.0
 LEFT = 40.0  # the step numbers' column
@@ -60,15 +67,16 @@ HEAD_FILL = {
     "queue": ("#ecfdf3", "#16a34a"),
     "others": ("#f9fafb", "#9ca3af"),
 }
-LEGEND = (
+# Translated where they are drawn (the language is chosen then, not at import).
+LEGEND = N_(
     "solid: the broker's firehose · dotted red: dead-lettering, read from x-death at delivery"
     " · dashed: recorded by the program · grey: client events"
 )
 ORIGIN_TAG = {
     BROKER: "",
-    EVENTS: "  [client event]",
-    PROGRAM: "  [recorded]",
-    XDEATH: "  [x-death]",
+    EVENTS: N_("  [client event]"),
+    PROGRAM: N_("  [recorded]"),
+    XDEATH: N_("  [x-death]"),
 }
 
 
@@ -200,12 +208,12 @@ def place(seq: Sequence) -> Placed:
         _text(parts, boxes, cx, HEAD_Y + 17, title, line.hover, TITLE_SIZE, "middle", True)
     y = top
     if seq.earlier:
-        _text(parts, boxes, LEFT, y, f"… {seq.earlier} earlier steps not shown", fill="#6b7280")
+        earlier = _("… {n} earlier steps not shown").format(n=seq.earlier)
+        _text(parts, boxes, LEFT, y, earlier, fill="#6b7280")
         y += ROW
     if not seq.arrows:
-        _text(
-            parts, boxes, LEFT, y, "nothing the diagram saw happened in this span", fill="#6b7280"
-        )
+        nothing = _("nothing the diagram saw happened in this span")
+        _text(parts, boxes, LEFT, y, nothing, fill="#6b7280")
     right = max(
         (centre[x.id] + w / 2 for x, w in zip(seq.lifelines, widths, strict=True)), default=LEFT
     )
@@ -222,13 +230,14 @@ def place(seq: Sequence) -> Placed:
         arrow_labels.append((a, boxes[-1]))
         y += ROW
     legend_y = bottom + 18
-    _text(parts, boxes, 8, legend_y, LEGEND, size=10, fill="#4b5563")
-    right = max(right, 8 + text_width(LEGEND, 10)) + 12
+    legend = _(LEGEND)
+    _text(parts, boxes, 8, legend_y, legend, size=10, fill="#4b5563")
+    right = max(right, 8 + text_width(legend, 10)) + 12
     height = legend_y + 8
     svg = (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="flow-sequence" '
         f'viewBox="0 0 {_n(right)} {_n(height)}" width="{_n(right)}" '
-        f'style="max-width:100%;height:auto;font-family:{FONT_FAMILY}">{"".join(parts)}</svg>'
+        f'style="max-width:100%;height:auto;font-family:{font_family()}">{"".join(parts)}</svg>'
     )
     return Placed(svg, right, height, boxes, arrow_labels, centre)
 
@@ -287,9 +296,10 @@ def text_of(seq: Sequence) -> str:
     """The sequence as plain lines, the same on every run (no ids, ports or timings): what a
     notebook's saved output shows as text/plain, and what nbval compares."""
     steps = len({a.step for a in seq.arrows})
-    lines = [f"sequence of {steps} step{'s' if steps != 1 else ''} (" + LEGEND + ")"]
+    head = _("sequence of {n} step{s} ({legend})")
+    lines = [head.format(n=steps, s="s" if steps != 1 else "", legend=_(LEGEND))]
     if seq.earlier:
-        lines.append(f"  … {seq.earlier} earlier steps not shown")
+        lines.append("  " + _("… {n} earlier steps not shown").format(n=seq.earlier))
     number, previous = 0, None
     for a in seq.arrows:
         lead = "    "
@@ -301,9 +311,10 @@ def text_of(seq: Sequence) -> str:
             if a.source == a.target
             else f"{seq.title(a.source)} → {seq.title(a.target)}"
         )
-        lines.append(f"{lead} {ends}: {a.label}{ORIGIN_TAG[a.origin]}")
+        lines.append(f"{lead} {ends}: {a.label}{_(ORIGIN_TAG[a.origin])}")
     if seq.folded:
-        lines.append(f"  folded into one lifeline: {', '.join(seq.folded)}")
+        folded = _("folded into one lifeline: {names}").format(names=", ".join(seq.folded))
+        lines.append("  " + folded)
     return "\n".join(lines)
 
 

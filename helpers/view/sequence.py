@@ -42,7 +42,7 @@ recordings in tests/unit/data; tests/test_sequence.py asserts it on the referenc
   them (`FlowState.record`), dashed.
 - **client events** (`amq.rabbitmq.event`): connection opened / closed and consumer started /
   cancelled, in grey. `connection.closed` carries no reason: a connection the broker closed
-  for a missed heartbeat is drawn as "connection closed" after the program's last step,
+  for a missed heartbeat is drawn as _("connection closed") after the program's last step,
   and the program may record the error it got (a "note").
 
 The teardown events of one close come from different broker processes; a consumer's end
@@ -66,6 +66,7 @@ from helpers.flow.clients import is_helper
 from helpers.flow.events import TraceEvent, as_text
 from helpers.flow.lifecycle import ClientEvent
 from helpers.flow.state import DIRECT_REPLY_TO, Recorded, Step
+from helpers.i18n import _
 from helpers.view.text import body_preview
 
 MAX_LIFELINES = 10  # beyond, the least busy are folded into one "N others" lifeline
@@ -118,7 +119,7 @@ def window(
 
 
 def exchange_title(name: str) -> str:
-    return name or "(default exchange)"
+    return name or _("(default exchange)")
 
 
 def correlation(e: TraceEvent) -> str:
@@ -181,7 +182,10 @@ def _fold(seq: Sequence) -> Sequence:
     keep = {x.id for x in rank[: MAX_LIFELINES - 1]}
     gone = [x for x in seq.lifelines if x.id not in keep]
     others = Lifeline(
-        "o:others", "others", f"{len(gone)} others", "folded: " + ", ".join(x.title for x in gone)
+        "o:others",
+        "others",
+        _("{n} others").format(n=len(gone)),
+        _("folded: ") + ", ".join(x.title for x in gone),
     )
     lines = [x for x in seq.lifelines if x.id in keep] + [others]
 
@@ -213,9 +217,10 @@ class _Builder:
     # -- lifelines ----------------------------------------------------------------------------
 
     def program(self, connection: str) -> str:
-        name = self.program_of(connection) if connection else "a program not known"
+        name = self.program_of(connection) if connection else _("a program not known")
         if connection and not self.named(connection):
-            title = self._unnamed.setdefault(name, f"unnamed program #{len(self._unnamed) + 1}")
+            unnamed = _("unnamed program #{n}").format(n=len(self._unnamed) + 1)
+            title = self._unnamed.setdefault(name, unnamed)
             return self._line(f"p:{title}", "program", title, f"{title}: {name}")
         return self._line(f"p:{name}", "program", name)
 
@@ -223,10 +228,11 @@ class _Builder:
         return self._line(f"p:{program}", "program", program)
 
     def exchange(self, name: str) -> str:
-        return self._line(f"x:{name}", "exchange", exchange_title(name), f"exchange {name!r}")
+        hover = _("exchange {name!r}").format(name=name)
+        return self._line(f"x:{name}", "exchange", exchange_title(name), hover)
 
     def queue(self, name: str) -> str:
-        return self._line(f"q:{name}", "queue", name, f"queue {name}")
+        return self._line(f"q:{name}", "queue", name, _("queue {name}").format(name=name))
 
     def _line(self, id_: str, kind: str, title: str, hover: str = "") -> str:
         if id_ not in self.lines:
@@ -252,30 +258,38 @@ class _Builder:
         body = body_preview(e.body, PREVIEW, e.body_size) + correlation(e)
         me = self.program(e.connection)
         if e.kind == "publish" and e.routing_key.startswith(DIRECT_REPLY_TO + "."):
-            caller = self.program(step.caller[0]) if step.caller else self.by_name("the caller")
-            self.arrow(step, "reply", me, caller, f"reply (direct reply-to) {body}{times}", BROKER)
+            caller = (
+                self.program(step.caller[0]) if step.caller else self.by_name(_("the caller"))
+            )
+            label = _("reply (direct reply-to) {body}{times}").format(body=body, times=times)
+            self.arrow(step, "reply", me, caller, label, BROKER)
             return
         if e.kind == "publish":
             x = self.exchange(e.exchange)
             self._last_exchange[me] = x
-            self.arrow(step, "publish", me, x, f"publish {e.routing_key!r} {body}{times}", BROKER)
+            label = _("publish {key!r} {body}{times}").format(
+                key=e.routing_key, body=body, times=times
+            )
+            self.arrow(step, "publish", me, x, label, BROKER)
             for q in step.queues + tuple(q for q in step.unsure if self.exists(q)):
-                self.arrow(step, "route", x, self.queue(q), f"route{times}", BROKER)
+                label = _("route{times}").format(times=times)
+                self.arrow(step, "route", x, self.queue(q), label, BROKER)
             for q in (q for q in step.unsure if not self.exists(q)):
-                label = f"routed to no queue (none named {q!r}){times}"
+                label = _("routed to no queue (none named {q!r}){times}").format(q=q, times=times)
                 self.arrow(step, "unroutable", x, x, label, BROKER)
             if not e.routed_queues:
-                self.arrow(step, "unroutable", x, x, f"routed to no queue{times}", BROKER)
+                label = _("routed to no queue{times}").format(times=times)
+                self.arrow(step, "unroutable", x, x, label, BROKER)
             elif step.hidden and not step.queues:
-                self.arrow(
-                    step, "route", x, x, f"routed to {step.hidden} queue(s) not drawn", BROKER
-                )
+                label = _("routed to {n} queue(s) not drawn").format(n=step.hidden)
+                self.arrow(step, "route", x, x, label, BROKER)
             return
         q = self.queue(e.queue)
         self._dead_letter(step, e, q)
         self._last_queue[me] = q
-        again = " (redelivered)" if e.redelivered else ""
-        self.arrow(step, "deliver", q, me, f"deliver {body}{again}{times}", BROKER)
+        again = _(" (redelivered)") if e.redelivered else ""
+        label = _("deliver {body}{again}{times}").format(body=body, again=again, times=times)
+        self.arrow(step, "deliver", q, me, label, BROKER)
 
     def _dead_letter(self, step: Step, e: TraceEvent, q: str) -> None:
         """The dead-letter arrows that the x-death headers of a delivery tell of."""
@@ -293,17 +307,16 @@ class _Builder:
         x = self.exchange(e.exchange)
         why = f" ({reason})" if reason else ""
         if source:
-            self.arrow(
-                step, "deadletter", self.queue(source), x, f"dead-lettered{why}, earlier", XDEATH
-            )
-        self.arrow(step, "route", x, q, "route (dead letter)", XDEATH)
+            label = _("dead-lettered{why}, earlier").format(why=why)
+            self.arrow(step, "deadletter", self.queue(source), x, label, XDEATH)
+        self.arrow(step, "route", x, q, _("route (dead letter)"), XDEATH)
 
     def _client(self, step: Step, e: ClientEvent) -> None:
         me = self.program(e.connection)
         if e.kind == "connection.created":
-            self.arrow(step, "connect", me, me, "connection opened", EVENTS)
+            self.arrow(step, "connect", me, me, _("connection opened"), EVENTS)
         elif e.kind == "connection.closed":
-            self.arrow(step, "close", me, me, "connection closed", EVENTS)
+            self.arrow(step, "close", me, me, _("connection closed"), EVENTS)
             self._closed[e.connection] = self.arrows[-1]
         elif e.kind == "consumer.deleted" and e.connection in self._closed:
             # The teardown events of one close come from different broker processes: a
@@ -311,17 +324,16 @@ class _Builder:
             close = self._closed[e.connection]
             at = next(i for i, a in enumerate(self.arrows) if a is close)
             cancel = Arrow(
-                close.step, "cancel", me, self.queue(e.queue), "consumer cancelled", EVENTS
+                close.step, "cancel", me, self.queue(e.queue), _("consumer cancelled"), EVENTS
             )
             self.arrows.insert(at, cancel)
         elif e.kind == "consumer.created":
-            how = "auto ack" if not e.ack_required else "manual ack"
-            prefetch = f", prefetch {e.prefetch}" if e.prefetch else ""
-            self.arrow(
-                step, "consume", me, self.queue(e.queue), f"consume ({how}{prefetch})", EVENTS
-            )
+            how = _("auto ack") if not e.ack_required else _("manual ack")
+            prefetch = _(", prefetch {n}").format(n=e.prefetch) if e.prefetch else ""
+            label = _("consume ({how}{prefetch})").format(how=how, prefetch=prefetch)
+            self.arrow(step, "consume", me, self.queue(e.queue), label, EVENTS)
         elif e.kind == "consumer.deleted":
-            self.arrow(step, "cancel", me, self.queue(e.queue), "consumer cancelled", EVENTS)
+            self.arrow(step, "cancel", me, self.queue(e.queue), _("consumer cancelled"), EVENTS)
 
     def _recorded(self, step: Step, r: Recorded) -> None:
         me = self.by_name(r.program)

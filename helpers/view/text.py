@@ -13,6 +13,7 @@ from typing import Any
 
 from helpers.flow.state import DEFAULT_EXCHANGE, Client, FlowState, Message
 from helpers.flow.topology import Binding, client_address
+from helpers.i18n import _
 
 PREVIEW_CHARS = 40  # characters of a body shown in the log and on hover
 PREVIEW_BYTES = 16  # bytes of a binary body shown as hex
@@ -75,13 +76,21 @@ def caption(totals: dict[str, int]) -> str:
     """The totals in one line, under the picture."""
     t = totals
     line = (
-        f"published {t['published']} · routed {t['routed']} · unroutable {t['unroutable']} · "
-        f"delivered {t['delivered']} · redelivered {t['redelivered']}"
+        _(
+            "published {published} · routed {routed} · unroutable {unroutable} · delivered "
+            "{delivered} · redelivered {redelivered}"
+        ).format(
+            published=t["published"],
+            routed=t["routed"],
+            unroutable=t["unroutable"],
+            delivered=t["delivered"],
+            redelivered=t["redelivered"],
+        )
     )
     if "direct_replies" in t:
-        line += f" · direct replies {t['direct_replies']}"
+        line += _(" · direct replies {n}").format(n=t["direct_replies"])
     if "housekeeping_hidden" in t:
-        line += f" · housekeeping hidden {t['housekeeping_hidden']}"
+        line += _(" · housekeeping hidden {n}").format(n=t["housekeeping_hidden"])
     return line
 
 
@@ -90,30 +99,34 @@ def log_line(state: FlowState, m: Message, program: Callable[[Client], str]) -> 
     body = f"{message_body(m)} ({m.size} B)"
     who = program(m.client)
     if m.kind == "deliver":
-        again = " (redelivered)" if m.redelivered else ""
+        again = _(" (redelivered)") if m.redelivered else ""
         return f"{m.queues[0]} → {who}{again}: {body}"
     if m.kind == "reply":
         callers = [c for (r, c) in state.direct_replies if r == m.client]
-        to = program(callers[-1]) if callers else "the caller"
+        to = program(callers[-1]) if callers else _("the caller")
         return f"{who} → direct reply-to → {to}: {body}"
     headers = message_headers(m)
-    headers = f" headers {headers}" if headers else ""
+    headers = _(" headers {headers}").format(headers=headers) if headers else ""
     if "· MQTT" in who:  # published over MQTT: the topic it gave, beside the routing key
-        headers = f" (MQTT topic {mqtt_topic(m.routing_key)})" + headers
+        headers = _(" (MQTT topic {topic})").format(topic=mqtt_topic(m.routing_key)) + headers
     where = ", ".join(m.queues) if m.queues else None
     if where is None:
-        where = "elsewhere (outside the prefix)" if m.hidden_routes else "nowhere: unroutable"
-    return f"{who} → {m.exchange or '(default)'} [{m.routing_key}]{headers}: {body} → {where}"
+        outside = _("elsewhere (outside the prefix)")
+        where = outside if m.hidden_routes else _("nowhere: unroutable")
+    exchange = m.exchange or _("(default)")
+    return f"{who} → {exchange} [{m.routing_key}]{headers}: {body} → {where}"
 
 
 def blocked_why(how: str) -> str:
     """What a "blocked" tag means, for its hover: the connection's state in the API."""
     if how == "blocked":
         return (
-            "the broker stopped reading this connection: it published during a resource "
-            "alarm, and waits until the alarm clears"
+            _(
+                "the broker stopped reading this connection: it published during a resource "
+                "alarm, and waits until the alarm clears"
+            )
         )
-    return "a resource alarm is on: this connection's next publish waits until it clears"
+    return _("a resource alarm is on: this connection's next publish waits until it clears")
 
 
 def blocked_note(state: FlowState, drawn: set[str]) -> str:
@@ -129,7 +142,7 @@ def blocked_note(state: FlowState, drawn: set[str]) -> str:
     )
     if not names:
         return ""
-    return "blocked by the broker (a resource alarm), publishes waiting: " + ", ".join(names)
+    return _("blocked by the broker (a resource alarm), publishes waiting: ") + ", ".join(names)
 
 
 def summary(state: FlowState) -> str:

@@ -8,6 +8,11 @@ tags), a "Time to learn" line under its Prerequisites, and a row in README.md's 
 chapters; it imports its check module as `from helpers.checks import chNN` (docs/authoring.md,
 "Adding chapter NN"). `chapter_problems` and `import_style_problems` name each missing part in
 one sentence. The tests run them on this repository, then on copies with one part taken away.
+
+A Chinese chapter `notebooks/zh/NN_name.ipynb` (built by scripts/i18n.py) keeps the trio, has
+a "学习时间" line under "## 预备知识", a row in README.zh.md's table linking to it, and the
+outline's fixed section titles in their Chinese form (FIXED_TITLES, as docs/glossary.zh.md
+has them): `chinese_problems` names what is missing.
 """
 
 from __future__ import annotations
@@ -29,6 +34,24 @@ PREREQUISITES = re.compile(r"^##\s+Prerequisites\s*$(.*?)(?=^#{1,2}\s|\Z)", re.M
 OLD_IMPORT = re.compile(
     r"^\s*(?:from\s+helpers\.checks\.ch\d+\s+import|import\s+helpers\.checks\.ch\d+)", re.M
 )
+
+# The Chinese edition's forms of the same lines (docs/glossary.zh.md).
+TIME_TO_LEARN_ZH = re.compile(r"^\s*(?:[-*]\s+)?学习时间[:：]", re.M)
+PREREQUISITES_ZH = re.compile(r"^##\s+预备知识\s*$(.*?)(?=^#{1,2}\s|\Z)", re.M | re.S)
+# The outline's fixed `##` titles: the English title (or its start, for "## Exercise: ...")
+# and the Chinese one that replaces it.
+FIXED_TITLES = {
+    "Overview": "概览",
+    "Prerequisites": "预备知识",
+    "Setup": "准备工作",
+    "Common pitfalls": "常见陷阱",
+    "Exercise": "练习",
+    "Summary": "小结",
+    "What's next": "下一步",
+    "Cleanup": "清理",
+    "Clean up": "清理",
+}
+HEADING_2 = re.compile(r"^## (.+)$", re.M)
 
 # tag: (cell type, what the cell is)
 TRIO = {
@@ -96,8 +119,15 @@ def _trio_problems(cells: list[dict]) -> list[str]:
     return problems
 
 
-def _time_to_learn_problem(cells: list[dict]) -> str | None:
+def _time_to_learn_problem(cells: list[dict], chinese: bool = False) -> str | None:
     markdown = "\n".join(_source(c) for c in cells if c["cell_type"] == "markdown")
+    if chinese:
+        section = PREREQUISITES_ZH.search(markdown)
+        if section is None:
+            return "no '## 预备知识' section; add one with a line '- 学习时间：约 N 分钟。'"
+        if not TIME_TO_LEARN_ZH.search(section.group(1)):
+            return "no '学习时间' line; add '- 学习时间：约 N 分钟。' under '## 预备知识'"
+        return None
     section = PREREQUISITES.search(markdown)
     if section is None:
         return (
@@ -129,6 +159,69 @@ def chapter_problems(root: Path) -> list[str]:
             problems.append(
                 f"{name}: no row starting '| `{notebook.stem}` |' in README.md's table of chapters"
             )
+    return problems
+
+
+def chinese_chapters(root: Path) -> list[Path]:
+    """The built Chinese chapters in notebooks/zh/."""
+    folder = root / "notebooks" / "zh"
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb") if CHAPTER_NAME.fullmatch(p.name))
+
+
+def _fixed_title_problems(english: list[dict], chinese: list[dict]) -> list[str]:
+    """Each fixed `##` title of the English cell is the fixed Chinese title in the same place
+    of the cell with the same id."""
+    problems = []
+    translated = {c.get("id"): c for c in chinese}
+    for cell in english:
+        if cell["cell_type"] != "markdown" or cell.get("id") not in translated:
+            continue
+        titles = HEADING_2.findall(_source(cell))
+        titles_zh = HEADING_2.findall(_source(translated[cell["id"]]))
+        for n, title in enumerate(titles):
+            fixed = next(
+                (
+                    z
+                    for e, z in FIXED_TITLES.items()
+                    if title.rstrip() == e or title.startswith(f"{e}:")
+                ),
+                None,
+            )
+            if fixed is None:
+                continue
+            found = titles_zh[n] if n < len(titles_zh) else None
+            if found is None or not (found.rstrip() == fixed or found.startswith(f"{fixed}：")):
+                problems.append(
+                    f"cell {cell['id']}: '## {title}' must become '## {fixed}', found "
+                    f"{'## ' + found if found else 'no such heading'!r}"
+                )
+    return problems
+
+
+def chinese_problems(root: Path) -> list[str]:
+    """One sentence per part a Chinese chapter lacks: the trio, its "学习时间" line, its row in
+    README.zh.md (linking to the notebook) and the fixed section titles."""
+    readme_path = root / "README.zh.md"
+    readme = readme_path.read_text(encoding="utf-8") if readme_path.exists() else ""
+    problems = []
+    for notebook in chinese_chapters(root):
+        name = f"notebooks/zh/{notebook.name}"
+        english = root / "notebooks" / notebook.name
+        if not english.is_file():
+            problems.append(f"{name}: no English chapter notebooks/{notebook.name} (the source)")
+            continue
+        cells = _cells(notebook)
+        problems += [f"{name}: {problem}" for problem in _trio_problems(cells)]
+        time_to_learn = _time_to_learn_problem(cells, chinese=True)
+        if time_to_learn:
+            problems.append(f"{name}: {time_to_learn}")
+        row = rf"^\| \[`{re.escape(notebook.stem)}`\]\({re.escape(name)}\) \|"
+        if not re.search(row, readme, re.M):
+            problems.append(
+                f"{name}: no row starting '| [`{notebook.stem}`]({name}) |' in README.zh.md's "
+                "table of chapters"
+            )
+        problems += [f"{name}: {p}" for p in _fixed_title_problems(_cells(english), cells)]
     return problems
 
 
@@ -171,6 +264,13 @@ def test_every_chapter_has_all_its_parts():
     )
 
 
+def test_every_chinese_chapter_has_all_its_parts():
+    problems = chinese_problems(ROOT)
+    assert not problems, "Chinese chapters lack parts (docs/authoring.md, 'Translations'):\n" + (
+        "\n".join(problems)
+    )
+
+
 def test_every_chapter_imports_its_check_one_way():
     problems = import_style_problems(ROOT)
     assert not problems, "\n".join(problems)
@@ -185,6 +285,10 @@ def copy(tmp_path: Path) -> Path:
     for notebook in chapters(ROOT):
         shutil.copy(notebook, tmp_path / "notebooks")
     shutil.copy(ROOT / "README.md", tmp_path)
+    if (ROOT / "README.zh.md").exists():
+        shutil.copy(ROOT / "README.zh.md", tmp_path)
+    if chinese_chapters(ROOT):
+        shutil.copytree(ROOT / "notebooks" / "zh", tmp_path / "notebooks" / "zh")
     shutil.copytree(
         ROOT / "helpers" / "checks",
         tmp_path / "helpers" / "checks",
@@ -285,3 +389,56 @@ def test_the_old_import_style_is_named(copy: Path):
     problems = import_style_problems(copy)
     assert any("02_producer.ipynb: cell" in p and "directly" in p for p in problems), problems
     assert any("does not call ch02.check_exercise" in p for p in problems), problems
+
+
+# The same for the Chinese edition, on a copy of a built chapter.
+
+
+def _zh_edit(root: Path, prefix: str, edit: Callable[[list[dict]], None]) -> str:
+    [notebook] = (root / "notebooks" / "zh").glob(f"{prefix}_*.ipynb")
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    edit(nb["cells"])
+    notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding="utf-8")
+    return f"notebooks/zh/{notebook.name}"
+
+
+def _replace_in_markdown(old: str, new: str) -> Callable[[list[dict]], None]:
+    def edit(cells: list[dict]) -> None:
+        for cell in cells:
+            if cell["cell_type"] == "markdown":
+                cell["source"] = _source(cell).replace(old, new)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (_replace_in_markdown("学习时间", "所需时间"), "no '学习时间' line"),
+        (_replace_in_markdown("## 小结", "## 总结"), "'## Summary' must become '## 小结'"),
+        (_replace_in_markdown("## 预备知识", "## 准备"), "no '## 预备知识' section"),
+    ],
+    ids=["no-time-to-learn", "other-summary-title", "no-prerequisites"],
+)
+def test_a_missing_part_of_a_chinese_chapter_is_named(copy: Path, edit, named: str):
+    if not chinese_chapters(copy):
+        pytest.fail("no Chinese chapter built in notebooks/zh/ (run: make translations)")
+    prefix = chinese_chapters(copy)[0].name[:2]
+    before = set(chinese_problems(copy))
+    name = _zh_edit(copy, prefix, edit)
+    after = chinese_problems(copy)
+    found = [p for p in after if p.startswith(f"{name}: ") and named in p]
+    assert found, after
+    assert all(p.startswith(f"{name}: ") for p in set(after) - before), after
+
+
+def test_a_chinese_chapter_without_its_readme_row_is_named(copy: Path):
+    if not chinese_chapters(copy):
+        pytest.fail("no Chinese chapter built in notebooks/zh/ (run: make translations)")
+    stem = chinese_chapters(copy)[0].stem
+    readme = copy / "README.zh.md"
+    lines = readme.read_text(encoding="utf-8").splitlines(keepends=True)
+    readme.write_text("".join(x for x in lines if not x.startswith(f"| [`{stem}`]")))
+    assert any(
+        p.startswith(f"notebooks/zh/{stem}.ipynb: no row") for p in chinese_problems(copy)
+    ), chinese_problems(copy)
