@@ -11,16 +11,16 @@ STAMP := $(VENV)/.installed-requirements
 NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env
 LAB_PORT ?= 8888
 
-.PHONY: lab test test-broker setup rabbitmq broker stop lint browser-deps clean
+.PHONY: lab test test-broker setup rabbitmq broker stop lint browser-deps fonts clean
 
-lab: broker
+lab: broker fonts
 	@echo "==> Opening JupyterLab on notebooks/ (http://127.0.0.1:$(LAB_PORT)); Ctrl-C stops it, the broker keeps running ('make stop' stops it)."
 	@$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.root_dir=notebooks \
 		$$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 test:
 	@export TEST_T0=$$(date +%s) TUTORIAL_BROKER=private; \
-	$(MAKE) --no-print-directory setup rabbitmq browser-deps && bash scripts/test.sh
+	$(MAKE) --no-print-directory setup rabbitmq browser-deps fonts site-deps && bash scripts/test.sh
 
 setup: $(STAMP)
 
@@ -45,8 +45,12 @@ stop: setup
 browser-deps:
 	@bash scripts/ensure_chromium.sh
 
+# A CJK font for the Chinese edition's diagrams and charts (never fails: says what to install)
+fonts:
+	@bash scripts/ensure_fonts.sh
+
 lint: setup
-	@$(VENV)/bin/ruff check helpers tests notebooks benchmarks scripts examples conftest.py
+	@$(VENV)/bin/ruff check helpers tests notebooks benchmarks scripts examples site conftest.py
 
 # Run the notebooks against a broker you name (your Docker or cloud RabbitMQ):
 #   make test-broker AMQP_URL=amqp://user:password@host:5672/vhost
@@ -55,6 +59,31 @@ lint: setup
 test-broker: setup
 	@test -n "$(AMQP_URL)" || { echo "Set AMQP_URL, e.g. make test-broker AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2F" >&2; exit 1; }
 	@AMQP_URL='$(AMQP_URL)' NBVAL_REPORT_DIFFS=1 $(VENV)/bin/pytest -q $(NBVAL) notebooks
+
+# After changing the English text of a chapter: bring locale/zh_CN/LC_MESSAGES/*.po in step
+# (changed cells turn fuzzy) and rebuild notebooks/zh/ (docs/authoring.md, "Translations").
+.PHONY: translations
+translations: setup
+	@$(PY) scripts/i18n.py extract
+	@$(PY) scripts/i18n.py build
+
+# The published site (issue 22): the executed chapters as static pages, nothing run, nothing
+# loaded from another host; English in site/_build/html/en/, Chinese in zh_CN/ once
+# notebooks/zh/ is complete. `make site-deps` installs requirements-site.txt into .venv (the
+# diagrams are the static pictures saved in the notebooks: no widget manager to fetch).
+.PHONY: site site-deps
+SITE_STAMP := $(VENV)/.installed-site-requirements
+
+site: site-deps
+	@$(PY) scripts/site_build.py
+	@echo "==> Open site/_build/html/index.html, or serve it: $(PY) -m http.server -b 127.0.0.1 -d site/_build/html"
+
+site-deps: $(SITE_STAMP)
+
+$(SITE_STAMP): requirements-site.txt $(STAMP)
+	@echo "==> Installing requirements-site.txt (Sphinx, myst-nb, the theme)"
+	@$(PY) -m pip install --quiet -r requirements-site.txt > $(VENV)/pip-site.log 2>&1 || { tail -40 $(VENV)/pip-site.log; echo "pip could not install requirements-site.txt (full log: $(VENV)/pip-site.log)." >&2; exit 1; }
+	@touch $(SITE_STAMP)
 
 clean: stop
 	rm -rf $(VENV) .rabbitmq test-artifacts
