@@ -131,6 +131,7 @@ UNTRUSTED = ["00_concepts.ipynb", "04_exchanges.ipynb"]
 def test_committed_diagrams_show_in_an_untrusted_notebook(tmp_path: Path):
     """A newcomer opens a chapter without running it: JupyterLab does not trust it, so it
     sanitizes the outputs' HTML. The diagrams must still show as pictures, not text."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     for name in UNTRUSTED:
@@ -169,10 +170,16 @@ def test_committed_diagrams_show_in_an_untrusted_notebook(tmp_path: Path):
                 # Nothing of an inline SVG leaked out as text (its labels, run together).
                 soup = page.locator(".jp-OutputArea-output svg.flow-svg").count()
                 assert soup == 0, f"{name}: inline SVG in an untrusted output"
-                trusted = page.evaluate(
-                    "() => window.jupyterapp.shell.currentWidget.content.model.cells.get(0).trusted"
+                # JupyterLab settles a notebook's trust after it shows it (seen once: still
+                # true right after opening, under load): wait for it, a few seconds at most.
+                untrusted = (
+                    "() => window.jupyterapp.shell.currentWidget.content.model.cells.get(0)"
+                    ".trusted === false"
                 )
-                assert trusted is False, "the copy must be opened untrusted"
+                try:
+                    page.wait_for_function(untrusted, timeout=10_000)
+                except PlaywrightTimeout:
+                    pytest.fail(f"{name}: the copy must be opened untrusted")
                 page.screenshot(path=str(ARTIFACTS / f"untrusted_{name}.png"))
         finally:
             browser.close()
