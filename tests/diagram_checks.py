@@ -24,7 +24,16 @@ from itertools import combinations
 from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
+# Headless, and quiet towards the network: this machine refuses connections to other hosts.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SLACK = 0.5  # px: rounding in the browser's boxes
 
 MEASURE = """() => {

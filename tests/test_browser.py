@@ -25,22 +25,13 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from diagram_checks import CHROMIUM, CHROMIUM_ARGS
 from flow_support import private_vhost
 
 from helpers import Broker
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _free_port() -> int:

@@ -31,21 +31,12 @@ from urllib.parse import quote, unquote, urljoin, urlparse
 
 import ipywidgets
 import pytest
+from diagram_checks import CHROMIUM, CHROMIUM_ARGS
 
 from helpers.view.panel import PublishPanel
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 PANEL_NOTE = "run this chapter to publish from here"
 DIAGRAM_CHAPTER = "notebooks/04_exchanges.html"  # diagrams and publish panels
