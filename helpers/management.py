@@ -315,7 +315,7 @@ class ManagementClient:
     def tracing(self, vhost: str) -> bool:
         """Is the firehose on in `vhost`? Read from the vhost list, which a user with only the
         `management` tag may read too (GET /api/vhosts/{name} needs an administrator)."""
-        info = next((v for v in self.vhosts() if v["name"] == vhost), None)
+        info = next((v for v in self.vhosts() if v.get("name") == vhost), None)
         return bool(info and info.get("tracing"))
 
     # -- users (classroom provisioning; every call here needs an administrator) -------------

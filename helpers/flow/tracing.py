@@ -124,7 +124,7 @@ def _switch_off(api: ManagementClient, vhost: str) -> None:
 
 def _vhost_info(api: ManagementClient, vhost: str) -> dict[str, Any] | None:
     """The vhost as the list shows it (what `ManagementClient.tracing` reads, too)."""
-    return next((v for v in api.vhosts() if v["name"] == vhost), None)
+    return next((v for v in api.vhosts() if v.get("name") == vhost), None)
 
 
 def _peers(api: ManagementClient, info: dict[str, Any] | None) -> list[ManagementClient]:
