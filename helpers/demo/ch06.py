@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from typing import Any
 
 # serve(name, ready, stop, work_s, served): one server; it waits on `ready` once it consumes,
-# runs until `stop` is set, and appends (server, n, reply_to) to `served` for every answer.
+# runs until `stop` is set, and appends (server, n, reply_to, started, finished) to `served`
+# for every answer (the times from time.monotonic()).
 Serve = Callable[[str, threading.Barrier, threading.Event, float, list], None]
 
 
@@ -37,7 +38,7 @@ def server_threads(serve: Serve, names: Sequence[str],
         thread.start()
     try:
         ready.wait(timeout=10)
-        yield served                 # (server, n, reply_to) for every request answered
+        yield served                 # one tuple per request answered (see Serve above)
     finally:                         # also when the cell fails or is stopped
         stop.set()
         ready.abort()
