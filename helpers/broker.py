@@ -34,6 +34,7 @@ import os
 import re
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -65,6 +66,9 @@ AMQPS_PORT = 5671
 MQTT_PORT = 1883  # the usual ports, tried on a broker the helpers did not start
 STOMP_PORT = 61613
 PROTOCOL_PROBE_S = 0.5  # how long to wait for a protocol port to accept a connection
+# How long a broker may take to send its first frame: a loaded machine's broker has taken over
+# 2 s, so a port that accepts and stays silent is asked once more, with more patience.
+AMQP_ANSWER_S = (2.0, 4.0)
 URL_SHAPE = "amqp://user:password@host:5672/vhost"
 # A broker under a resource alarm (memory, disk) blocks publishing connections. Without a
 # timeout a helper's publish would wait for ever; with it pika gives up with
@@ -339,7 +343,11 @@ def _from_url(url: str) -> Broker:
         # RabbitMQ is found out by the TLS login that follows.
         state = _tcp_state(host, port, timeout=2.0)
     else:
-        state = probe_amqp(host, port, timeout=2.0)
+        t0 = time.monotonic()
+        for timeout in AMQP_ANSWER_S:
+            state = probe_amqp(host, port, timeout=timeout)
+            if state is not PortState.SILENT:
+                break
     if state is PortState.CLOSED:
         raise BrokerUnavailable(
             f"AMQP_URL points at {host}:{port}, but no broker answers there: start that broker, "
@@ -350,6 +358,12 @@ def _from_url(url: str) -> Broker:
             f"AMQP_URL points at {host}:{port}, where something answers that is not an AMQP "
             "broker: check the port (5672 is AMQP, 15672 is the management web UI; 5671 is "
             "usually AMQP over TLS, which needs amqps://)."
+        )
+    if state is PortState.SILENT:
+        raise BrokerUnavailable(
+            f"AMQP_URL points at {host}:{port}, where a program accepts connections but has not "
+            f"answered in {time.monotonic() - t0:.0f} s: a broker too busy to answer, or a program "
+            "that is not a broker. Try again in a moment, and check the port (5672 is AMQP)."
         )
     return broker
 
@@ -492,6 +506,8 @@ def find_broker(
             + (
                 "has a program that is not RabbitMQ"
                 if local is PortState.OTHER
+                else "has a program that did not answer"
+                if local is PortState.SILENT
                 else "has no broker"
             )
         )

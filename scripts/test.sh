@@ -78,8 +78,10 @@ say "Chinese notebooks in the background: $FIRST RabbitMQ (${STRICT[0]}), a node
 zh_pid=$!
 
 say "Unit tests of the helpers, against the $FIRST RabbitMQ [$(elapsed)]"
-# Four workers on two cores: most tests wait on the broker. One file per worker, since the
-# tests of one file share names on the broker.
+# Four workers on two cores: most tests wait on the broker. (Six were faster alone, 174 s
+# against 190 s, but slower here beside the other passes: 263 s.) One file per worker, since
+# the tests of one file share names on the broker; the longest files go first
+# (tests/conftest.py).
 TUTORIAL_RABBITMQ=$FIRST $VENV/bin/pytest -q -n 4 --dist loadfile -m "not learner" \
   --ignore=tests/unit tests; unit=$?
 
@@ -89,7 +91,9 @@ TUTORIAL_RABBITMQ=$FIRST $VENV/bin/pytest -q -n 4 --dist loadfile -m "not learne
 # 218 s against 222 s, the longest session sets the time). (Started with
 # the unit tests instead, everything only competed for the two cores: 281 s against 250 s.)
 say "Learner sessions in the background: pauses, re-runs, wrong answers ($LOGS/learner.log)"
-( TUTORIAL_RABBITMQ=$FIRST $VENV/bin/pytest -q -n 4 -m learner --ignore=tests/unit tests > "$LOGS/learner.log" 2>&1
+# The longest sessions start first, one per worker (--maxschedchunk 1, tests/conftest.py).
+( TUTORIAL_RABBITMQ=$FIRST $VENV/bin/pytest -q -n 4 --maxschedchunk 1 -m learner \
+    --ignore=tests/unit tests > "$LOGS/learner.log" 2>&1
   echo $? > "$LOGS/learner.rc" ) &
 learner_pid=$!
 

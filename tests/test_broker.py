@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 import time
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import pika
@@ -11,6 +15,7 @@ import pytest
 from helpers import BrokerUnavailable, find_broker, node
 from helpers import broker as broker_module
 from helpers.broker import parse_amqp_url
+from helpers.probe import AMQP_0_9_1_HEADER
 
 
 @pytest.mark.parametrize(
@@ -73,6 +78,62 @@ def test_amqp_url_to_another_program_is_explained(monkeypatch, broker):
     monkeypatch.setenv("AMQP_URL", f"amqp://guest:guest@127.0.0.1:{port}/%2F")
     with pytest.raises(BrokerUnavailable, match="not an AMQP broker"):
         find_broker()
+
+
+@contextmanager
+def _silent_server(answer_after_s: float | None = None, answer: bytes = b""):
+    """A port that accepts connections and says nothing; after `answer_after_s`, `answer`."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def serve():
+        clients = []
+        while not stop.is_set():
+            try:
+                client, _ = server.accept()
+            except OSError:
+                break
+            clients.append(client)
+            if answer_after_s is not None:
+                threading.Timer(answer_after_s, client.sendall, (answer,)).start()
+        for client in clients:
+            client.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        server.close()
+
+
+def test_amqp_url_to_a_silent_port_is_one_sentence_after_two_tries(monkeypatch):
+    monkeypatch.setattr(broker_module, "AMQP_ANSWER_S", (0.2, 0.5))
+    with _silent_server() as port:
+        monkeypatch.setenv("AMQP_URL", f"amqp://guest:guest@127.0.0.1:{port}/%2F")
+        t0 = time.monotonic()
+        with pytest.raises(BrokerUnavailable, match=r"has not answered in \d+ s") as info:
+            find_broker()
+        elapsed = time.monotonic() - t0
+    assert 0.7 <= elapsed < 3  # both tries waited, and no longer
+    assert "busy" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_broker_slow_to_answer_is_asked_again_with_more_patience(monkeypatch, broker):
+    """A loaded broker once took over 2 s to send connection.start: the first, short try
+    must not call it "not an AMQP broker". Here a port answers like the real broker, late."""
+    with socket.create_connection((broker.host, broker.port), timeout=5) as real:
+        real.sendall(AMQP_0_9_1_HEADER)
+        real.settimeout(5)
+        connection_start = real.recv(4096)  # the real broker's first frame
+    monkeypatch.setattr(broker_module, "AMQP_ANSWER_S", (0.2, 3.0))
+    with _silent_server(answer_after_s=0.6, answer=connection_start) as port:
+        monkeypatch.setenv("AMQP_URL", f"amqp://guest:guest@127.0.0.1:{port}/%2F")
+        found = broker_module._from_url(os.environ["AMQP_URL"])
+    assert (found.host, found.port) == ("127.0.0.1", port)
 
 
 def test_malformed_amqp_url_env(monkeypatch):

@@ -25,7 +25,7 @@ def test_http_port_is_other(broker):
     assert not port_is_free("127.0.0.1", http_port)
 
 
-def test_silent_server_is_other_within_the_timeout():
+def test_silent_server_is_silent_within_the_timeout():
     """A program that accepts and never answers must not hang the probe."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -38,5 +38,5 @@ def test_silent_server_is_other_within_the_timeout():
         elapsed = time.monotonic() - t0
     finally:
         server.close()
-    assert state is PortState.OTHER
+    assert state is PortState.SILENT  # a busy broker may still answer: the caller decides
     assert elapsed < 3

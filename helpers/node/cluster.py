@@ -31,6 +31,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import secrets
 import signal
 import threading
@@ -68,6 +69,16 @@ SCHEDULER_FLAGS = "+S 1:1 +SDcpu 1:1 +SDio 2 +sbwt none +sbwtdcpu none +sbwtdio 
 START_TIMEOUT_S = 120.0
 KHEPRI_TIMEOUT_MS = 5000
 DISCONNECTED_TIMEOUT_MS = 2000
+# Boots that fail only because the peers were busy booting too, seen on a loaded machine; such
+# a node is started again, this often:
+# - 4.3.6: a node that boots while its peers still elect a leader waits KHEPRI_TIMEOUT_MS for
+#   the metadata store, then stops with "BOOT FAILED ... {error,timeout}";
+# - 3.10.8: a node that syncs its feature flags with a peer that does not know them yet stops
+#   with "BOOT FAILED ... {incompatible_feature_flags,{badrpc,...{badmap,undefined}...".
+BOOT_ATTEMPTS = 3
+TRANSIENT_BOOT_FAILURE = re.compile(
+    r"BOOT FAILED.*?(\{error,\s*timeout\}|\{incompatible_feature_flags,\s*\{badrpc)", re.S
+)
 NEVER_STARTED = N_("The cluster was never started: python -m helpers cluster start")
 CLUSTER_PLUGINS = ("rabbitmq_management", "rabbitmq_event_exchange")
 
@@ -109,6 +120,26 @@ class ClusterNode(Node):
     def _prepare(self, say: Progress) -> None:
         super()._prepare(say)
         self.plugins_file.write_text(f"[{','.join(CLUSTER_PLUGINS)}].\n")
+
+    def start(self, progress: Progress | None = None) -> bool:
+        """`Node.start`, again when the boot failed only because its peers were busy (see
+        BOOT_ATTEMPTS): by the next attempt they have usually finished booting."""
+        for attempt in range(1, BOOT_ATTEMPTS + 1):
+            try:
+                return super().start(progress)
+            except BrokerUnavailable:
+                if attempt == BOOT_ATTEMPTS or not self.boot_failed_transiently():
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def boot_failed_transiently(self) -> bool:
+        """True when the last start stopped in one of the ways TRANSIENT_BOOT_FAILURE names
+        (read from its startup.log)."""
+        try:
+            text = (self.base / "startup.log").read_text(errors="replace")
+        except OSError:
+            return False
+        return TRANSIENT_BOOT_FAILURE.search(text) is not None
 
     def missing_plugins(self) -> list[str]:
         try:

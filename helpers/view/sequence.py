@@ -47,6 +47,7 @@ recordings in tests/unit/data; tests/test_sequence.py asserts it on the referenc
 
 The teardown events of one close come from different broker processes; a consumer's end
 that arrives after its connection's close is drawn before it, so saved outputs stay the same.
+Likewise a connection's opening that arrives after its first traced step is drawn before it.
 In a burst the firehose process sends alike events as one with a count (drawn "×N"), kind by
 kind: order within such a batch is lost (the newest few go one by one).
 
@@ -213,6 +214,7 @@ class _Builder:
         self._last_exchange: dict[str, str] = {}  # program id -> exchange it last published to
         self._dead_seen: set[tuple] = set()
         self._closed: dict[str, Arrow] = {}  # connection -> the arrow of its close
+        self._first: dict[str, Arrow] = {}  # connection -> the first arrow of its first trace
 
     # -- lifelines ----------------------------------------------------------------------------
 
@@ -247,7 +249,10 @@ class _Builder:
     def add(self, step: Step) -> None:
         event = step.event
         if isinstance(event, TraceEvent):
-            self._trace(step, event)
+            before = len(self.arrows)
+            self._trace(step, event)  # appends only
+            if len(self.arrows) > before:
+                self._first.setdefault(event.connection, self.arrows[before])
         elif isinstance(event, ClientEvent):
             self._client(step, event)
         elif isinstance(event, Recorded):
@@ -314,7 +319,16 @@ class _Builder:
     def _client(self, step: Step, e: ClientEvent) -> None:
         me = self.program(e.connection)
         if e.kind == "connection.created":
-            self.arrow(step, "connect", me, me, _("connection opened"), EVENTS)
+            opened = Arrow(step.order, "connect", me, me, _("connection opened"), EVENTS)
+            first = self._first.get(e.connection)
+            if first is None:
+                self.arrows.append(opened)
+            else:
+                # The broker publishes client events from another process than the channel
+                # that traces: on a loaded machine a connection's first delivery has come
+                # first (4.3.6). Nothing happens on a connection before it opens.
+                self.arrows.insert(next(i for i, a in enumerate(self.arrows) if a is first),
+                                   opened)
         elif e.kind == "connection.closed":
             self.arrow(step, "close", me, me, _("connection closed"), EVENTS)
             self._closed[e.connection] = self.arrows[-1]

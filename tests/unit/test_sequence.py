@@ -510,3 +510,27 @@ def test_a_consumer_ended_after_its_connection_closed_is_drawn_before_the_close(
     assert view_of(first).text.splitlines()[2:] != [] and kinds(seq_of(then)) == kinds(
         seq_of(first)
     )
+
+
+def test_a_connection_opened_after_its_first_delivery_arrived_is_drawn_before_it():
+    # Seen in chapter 05 on a loaded machine (4.3.6): the delivery of a dead-lettered message
+    # to a new connection reached the diagram before that connection's connection.created.
+    x_death = {"x-first-death-queue": "t.inbox", "x-first-death-reason": "rejected",
+               "x-death": "[...]"}
+    dead = deliver("t.dead", conn=WORKER, exchange="t.dlx", key="t.inbox", headers=x_death)
+    in_order, late = [
+        state_with(opened(PRODUCER, "t.producer"), *events,
+                   ClientEvent("connection.closed", connection=WORKER))
+        for events in ([opened(WORKER, "t.worker"), dead], [dead, opened(WORKER, "t.worker")])
+    ]
+    expected = [
+        ("connect", "t.producer", "t.producer"),
+        ("connect", "t.worker", "t.worker"),
+        ("deadletter", "t.inbox", "t.dlx"),
+        ("route", "t.dlx", "t.dead"),
+        ("deliver", "t.dead", "t.worker"),
+        ("close", "t.worker", "t.worker"),
+    ]
+    assert kinds(seq_of(in_order)) == expected
+    assert kinds(seq_of(late)) == expected
+    assert view_of(late).text == view_of(in_order).text  # numbered alike: 4 steps
