@@ -33,9 +33,16 @@ def vbroker(broker: Broker) -> Iterator[Broker]:
 
 def _broker_counters(vb: Broker, diagram: FlowDiagram) -> dict[str, int]:
     """The vhost's publish / deliver counters, less the diagram's own traffic (its sync
-    markers and the trace messages delivered to it), once the statistics hold still."""
-    previous = None
-    deadline = time.monotonic() + 10
+    markers and the trace messages delivered to it), once the statistics have caught up.
+
+    The management API aggregates them with a delay, longer on a loaded machine: two equal
+    readings 1.2 s apart once still missed three publishes of closed connections. So this
+    waits (up to 20 s) until they equal the diagram's totals, or else (from the sixth reading
+    on) until the last three agree; the caller then compares, and a wrong diagram fails.
+    """
+    totals = diagram.state.totals()
+    readings: list[dict[str, int]] = []
+    deadline = time.monotonic() + 20
     while True:
         info = vb.management.vhost(vb.vhost) or {}
         stats = info.get("message_stats") or {}
@@ -45,9 +52,11 @@ def _broker_counters(vb: Broker, diagram: FlowDiagram) -> dict[str, int]:
             "delivered": int(stats.get("deliver_get") or 0) - tracer.received,
             "unroutable": int(stats.get("drop_unroutable") or 0),
         }
-        if counters == previous or time.monotonic() > deadline:
+        readings.append(counters)
+        agree = all(totals.get(k) == v for k, v in counters.items())
+        still = len(readings) >= 3 and readings[-3] == readings[-2] == counters
+        if agree or time.monotonic() > deadline or (still and len(readings) >= 6):
             return counters
-        previous = counters
         time.sleep(1.2)
 
 
