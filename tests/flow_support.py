@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,3 +70,30 @@ def static_svg(html: str) -> str:
     match = re.search(r'src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', html)
     assert match, "the static picture is an <img> with an SVG data: URI"
     return base64.b64decode(match.group(1)).decode()
+
+
+# The vhost's message_stats field behind each counter the diagram keeps.
+VHOST_STATS = {"published": "publish", "delivered": "deliver_get", "unroutable": "drop_unroutable"}
+
+
+def settled_counters(broker: Broker, tracer, expected: dict[str, int]) -> dict[str, int]:
+    """The vhost's counters named in `expected`, less the diagram's own traffic (its sync
+    markers, and the trace and event messages delivered to it), once they have caught up.
+
+    The management API aggregates them with a delay, longer on a loaded machine: two equal
+    readings 1.2 s apart once still missed three publishes of closed connections. So this
+    reads until they equal `expected` (the diagram's totals, or what the clients did), or else
+    (from the sixth reading on, or after 20 s) until the last three agree. The caller
+    compares: a wrong count still fails, only later.
+    """
+    readings: list[dict[str, int]] = []
+    deadline = time.monotonic() + 20
+    while True:
+        stats = (broker.management.vhost(broker.vhost) or {}).get("message_stats") or {}
+        own = {"published": tracer.markers_sent, "delivered": tracer.received}
+        counters = {k: int(stats.get(VHOST_STATS[k]) or 0) - own.get(k, 0) for k in expected}
+        readings.append(counters)
+        still = len(readings) >= 6 and readings[-3] == readings[-2] == counters
+        if counters == expected or still or time.monotonic() > deadline:
+            return counters
+        time.sleep(1.2)

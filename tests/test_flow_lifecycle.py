@@ -23,7 +23,7 @@ from typing import Any
 
 import pika
 import pytest
-from flow_support import connect, private_vhost
+from flow_support import connect, private_vhost, settled_counters
 
 from conftest import throwaway_node
 from helpers import Broker
@@ -269,7 +269,7 @@ def test_a_private_vhost_gets_its_clients_over_a_second_connection(broker, vbrok
         connection.close()
         lived = time.monotonic() - started
         assert tracer.settle()
-        counters = _counters(vbroker, tracer)
+        counters = settled_counters(vbroker, tracer, {"published": 1, "delivered": 1})
     assert lived < 1.0, "shorter than the management API's statistics interval"
     assert got == [b"hello"]
 
@@ -455,28 +455,11 @@ def test_a_user_who_may_not_use_root_falls_back(vbroker, student):
         assert tracer.settle()
         bindings = vbroker.management.bindings(vbroker.vhost)
         # While the tracer runs: it takes its own last trace messages too.
-        counters = _counters(vbroker, tracer)
+        counters = settled_counters(vbroker, tracer, {"published": 3, "delivered": 3})
     assert not [e for e in log if isinstance(e, ClientEvent)]
     assert [e.kind for e in log] == ["publish"] * 3 + ["deliver"] * 3
     assert not [b for b in bindings if b["source"] == EVENT_EXCHANGE]
     assert counters == {"published": 3, "delivered": 3}
-
-
-def _counters(b: Broker, tracer: Tracer) -> dict[str, int]:
-    """The vhost's publish / deliver counters less the diagram's own traffic, once the
-    statistics hold still (as tests/test_flow_truth.py reads them)."""
-    previous = None
-    deadline = time.monotonic() + 10
-    while True:
-        stats = (b.management.vhost(b.vhost) or {}).get("message_stats") or {}
-        counters = {
-            "published": int(stats.get("publish") or 0) - tracer.markers_sent,
-            "delivered": int(stats.get("deliver_get") or 0) - tracer.received,
-        }
-        if counters == previous or time.monotonic() > deadline:
-            return counters
-        previous = counters
-        time.sleep(1.2)
 
 
 def test_the_brokers_counters_still_match_with_client_events(tmp_path):
@@ -499,7 +482,7 @@ def test_the_brokers_counters_still_match_with_client_events(tmp_path):
                     channel.basic_consume(queue, lambda *_a: None, auto_ack=True)
                     connection.process_data_events(time_limit=0.1)
             assert tracer.settle()
-            counters = _counters(nb, tracer)
+            counters = settled_counters(nb, tracer, {"published": 6, "delivered": 6})
     clients = [e for e in log if isinstance(e, ClientEvent)]
     assert len(clients) >= 3 * 7, "connection, channel, queue and consumer, each way"
     assert counters == {"published": 6, "delivered": 6}

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pika
 import pytest
-from flow_support import connect, private_vhost
+from flow_support import VHOST_STATS, connect, private_vhost, settled_counters
 
 from conftest import free_ports
 from helpers import Broker
@@ -32,32 +32,10 @@ def vbroker(broker: Broker) -> Iterator[Broker]:
 
 
 def _broker_counters(vb: Broker, diagram: FlowDiagram) -> dict[str, int]:
-    """The vhost's publish / deliver counters, less the diagram's own traffic (its sync
-    markers and the trace messages delivered to it), once the statistics have caught up.
-
-    The management API aggregates them with a delay, longer on a loaded machine: two equal
-    readings 1.2 s apart once still missed three publishes of closed connections. So this
-    waits (up to 20 s) until they equal the diagram's totals, or else (from the sixth reading
-    on) until the last three agree; the caller then compares, and a wrong diagram fails.
-    """
+    """The broker's publish / deliver / unroutable counters, once they have caught up with
+    the diagram's totals or held still (flow_support.settled_counters)."""
     totals = diagram.state.totals()
-    readings: list[dict[str, int]] = []
-    deadline = time.monotonic() + 20
-    while True:
-        info = vb.management.vhost(vb.vhost) or {}
-        stats = info.get("message_stats") or {}
-        tracer = diagram.tracer
-        counters = {
-            "published": int(stats.get("publish") or 0) - tracer.markers_sent,
-            "delivered": int(stats.get("deliver_get") or 0) - tracer.received,
-            "unroutable": int(stats.get("drop_unroutable") or 0),
-        }
-        readings.append(counters)
-        agree = all(totals.get(k) == v for k, v in counters.items())
-        still = len(readings) >= 3 and readings[-3] == readings[-2] == counters
-        if agree or time.monotonic() > deadline or (still and len(readings) >= 6):
-            return counters
-        time.sleep(1.2)
+    return settled_counters(vb, diagram.tracer, {k: totals[k] for k in VHOST_STATS})
 
 
 def _one_rpc_call(vb: Broker, server: pika.adapters.blocking_connection.BlockingChannel, n: int):
