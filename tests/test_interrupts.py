@@ -69,6 +69,13 @@ def _ready_within(node: Node, seconds: float) -> bool:
     return node.is_ready()
 
 
+def _app_running(node: Node) -> bool:
+    """True when the RabbitMQ application inside the node's Erlang VM runs (neither stopped
+    nor still booting)."""
+    result = node.rabbitmqctl("eval", "rabbit:is_running().", timeout=30)
+    return result.stdout.strip().splitlines()[-1:] == ["true"]
+
+
 def _when_amqp_closes(node: Node, then, seconds: float = 30) -> threading.Thread:
     """Call `then()` as soon as the node's AMQP port closes: RabbitMQ is stopping, between
     a restart's stop_app and its start_app."""
@@ -102,7 +109,8 @@ def test_an_interrupt_between_stop_and_start_still_restarts(running):
     watcher = _when_amqp_closes(node, lambda: os.killpg(child.pid, signal.SIGINT))
     out, err = child.communicate(timeout=120)
     watcher.join()
-    assert _ready_within(node, 5), "RabbitMQ runs again: the restart was not cut in half"
+    assert _app_running(node), "RabbitMQ runs again: the restart was not cut in half"
+    assert _ready_within(node, REVIVED_S), f"RabbitMQ answers clients\n{node.log_tail(40)}"
     assert "KeyboardInterrupt" in err, "the interrupt still reaches the caller, afterwards"
     assert "finishing the broker restart first" in out
 
@@ -203,7 +211,11 @@ def test_chapter_08_says_an_interrupted_run_is_partial(running):
         took = time.monotonic() - t0
         watcher.join()
         assert "KeyboardInterrupt" in ran, ran
-        assert _ready_within(node, 5), "RabbitMQ runs again when the cell ends"
+        # The state, asked inside the node: a busy broker may be slow to answer a new
+        # client (a loaded CI machine once held new connections for 5 s), which says
+        # nothing about whether the restart was finished.
+        assert _app_running(node), f"RabbitMQ runs when the cell ends:\n{ran[-3000:]}"
+        assert _ready_within(node, REVIVED_S), f"RabbitMQ answers clients\n{node.log_tail(40)}"
         counted = session.run(count)
     assert took < 40, f"the interrupted cell ran {took:.0f} s"
     assert counted.startswith("interrupted: these figures are partial"), counted
