@@ -75,6 +75,8 @@ class Chapter:
     interruptions: tuple[Interruption, ...] = ()
     # Extra code run after the chapter (e.g. a second check that nothing lingers).
     finally_code: tuple[str, ...] = field(default=())
+    # Longer than any cell of the chapter may take by its own bounds: reached, it is a hang.
+    cell_timeout_s: float = CELL_TIMEOUT_S
 
 
 # -- the learner node ------------------------------------------------------------------------
@@ -123,7 +125,7 @@ class Session:
         self.nb = nbformat.read(NOTEBOOKS / chapter.notebook, as_version=4)
         self.client = NotebookClient(
             self.nb,
-            timeout=CELL_TIMEOUT_S,
+            timeout=chapter.cell_timeout_s,
             kernel_name="python3",
             resources={"metadata": {"path": str(NOTEBOOKS)}},
         )
