@@ -109,10 +109,7 @@ def _run(cluster: ClusterBroker, consume: Any, queue: str) -> _Run:
     nodes = cluster.cluster
     nodes.start_nodes(cluster.nodes)  # every node up, whatever an earlier run left
     hosts = _hosts(cluster)
-    with pika.BlockingConnection(hosts[0]) as connection:  # node1: the queue's leader
-        channel = connection.channel()
-        channel.queue_delete(queue)
-        channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+    _fresh_quorum_queue(cluster, hosts[0], queue)  # through node1: the queue's leader
     with pika.BlockingConnection(hosts[1]) as connection:
         channel = connection.channel()
         channel.confirm_delivery()
@@ -167,6 +164,34 @@ def _run(cluster: ClusterBroker, consume: Any, queue: str) -> _Run:
     except pika.exceptions.AMQPError:
         pass
     return run
+
+
+def _fresh_quorum_queue(cluster: ClusterBroker, host: pika.ConnectionParameters,
+                        queue: str) -> None:
+    """Delete `queue` and declare it again, as a quorum queue with every member running.
+
+    Declared at once after its deletion, a member can fail to start (`already_started`)
+    while the deleted queue's member of the same name still shuts down on its node (4.3.6,
+    on a busy machine); the queue then runs on two members, and the node the check kills
+    takes the majority with it. Seen in the chapter's own demo; the same guard as there.
+    """
+    for _attempt in range(3):
+        with pika.BlockingConnection(host) as connection:
+            channel = connection.channel()
+            channel.queue_delete(queue)
+            channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+        time.sleep(1.0)  # a member that did not start shows as offline by then
+        if _all_online(cluster, queue, timeout=5.0):
+            return
+
+
+def _all_online(cluster: ClusterBroker, queue: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while len(cluster.queue_state(queue).online) < len(cluster.nodes):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def _wait(condition: Any, timeout: float) -> None:
