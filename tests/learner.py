@@ -28,6 +28,7 @@ import re
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,8 +37,10 @@ from urllib.parse import quote
 
 import nbformat
 from flow_support import private_vhost
+from jupyter_core.paths import jupyter_runtime_dir
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from traitlets.config import Config
 
 from helpers import Broker
 from helpers.broker import private_node_broker
@@ -117,6 +120,22 @@ def _text(outputs: list) -> str:
     return "".join(parts)
 
 
+def _ipc_kernels() -> Config:
+    """Kernels that talk over Unix sockets (files) instead of TCP ports.
+
+    Over TCP, jupyter_client picks five free ports and the kernel binds them a moment later;
+    on a busy machine an outgoing connection took one in between once ("Address already in
+    use": the kernel died before replying to kernel_info). Socket files have no such race.
+    They go where jupyter_client keeps connection files, and it deletes them with the kernel.
+    """
+    runtime = Path(jupyter_runtime_dir())
+    runtime.mkdir(parents=True, exist_ok=True)
+    config = Config()
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.ip = str(runtime / f"kernel-{uuid.uuid4().hex}-ipc")
+    return config
+
+
 class Session:
     """One kernel running one notebook, cell by cell."""
 
@@ -125,6 +144,7 @@ class Session:
         self.nb = nbformat.read(NOTEBOOKS / chapter.notebook, as_version=4)
         self.client = NotebookClient(
             self.nb,
+            config=_ipc_kernels(),
             timeout=chapter.cell_timeout_s,
             kernel_name="python3",
             resources={"metadata": {"path": str(NOTEBOOKS)}},
