@@ -5,7 +5,8 @@ without a request, and the diagram's next read, sent in that instant, failed wit
 answer" although the API was up. The race cannot be timed against a real broker, so a small
 HTTP server on a loopback port plays the API's part: it answers the first request on a
 connection and closes the connection on the second without answering, which is what the
-client saw. The broker's own API is covered by every test that draws a diagram.
+client saw. The broker's own API is covered by every test that draws a diagram. (Not in
+tests/unit: scripts/test.sh runs those in a network namespace without even a loopback.)
 """
 
 from __future__ import annotations
