@@ -166,6 +166,39 @@ def test_a_node_starts_from_nothing_is_reused_and_stops(tmp_path):
     assert "Traceback" not in after.stderr
 
 
+def test_a_node_whose_folder_was_deleted_is_stopped_not_fought(tmp_path):
+    """A checkout deleted while its node ran and cloned again at the same path: same node
+    name, no pid file, no cookie. The start stops the stray VM (it used to die with Erlang's
+    duplicate_node_name), and so does `stop`."""
+    env = _node_env(tmp_path)
+    base = tmp_path / "node"
+    runtime = node.choose_runtime(progress=None)
+    strays: list[int] = []
+    try:
+        first = _cli(env, "start")
+        assert first.returncode == 0, first.stdout + first.stderr
+        strays.append(int((base / "node.pid").read_text()))
+        shutil.rmtree(base)
+        again = _cli(env, "start")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"(process {strays[0]}) was still running without its pid file" in again.stdout
+        assert "duplicate_node_name" not in again.stdout + again.stderr
+        assert not Path(f"/proc/{strays[0]}").exists(), "the stray VM still runs"
+        assert Node(base, runtime).is_ready()
+
+        strays.append(int((base / "node.pid").read_text()))
+        shutil.rmtree(base)
+        stopped = _cli(env, "stop")
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert f"(process {strays[1]}) was still running" in stopped.stdout
+        assert not Path(f"/proc/{strays[1]}").exists(), "stop left the stray VM running"
+    finally:
+        _cli(env, "stop")
+        for pid in strays:  # never leave a VM behind, whatever failed above
+            if Node(base, runtime).is_own_process(pid):
+                os.kill(pid, 9)
+
+
 def test_a_node_that_cannot_start_shows_its_log(tmp_path, broker: Broker):
     """Same Erlang node name as the running node: Erlang refuses, and we show why."""
     env = _node_env(tmp_path, name=broker.node.name)

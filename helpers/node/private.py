@@ -439,6 +439,7 @@ class Node:
                 self._wait_until_ready(say)
                 self._enable_missing_plugins(say)
                 return False
+            self._end_strays(say)
             self._prepare(say)
             say(
                 _("Starting a private RabbitMQ node on {host}:{port}: {runtime}...").format(
@@ -624,13 +625,56 @@ class Node:
         say = progress or _quiet
         pid = self.pid(say)
         if pid is None:
-            return False
+            return self._end_strays(say)
         say(f"Stopping the private RabbitMQ node ({self.name})...")
         try:
             self.rabbitmqctl("stop", timeout=60)
         except (OSError, subprocess.TimeoutExpired):
             pass
         _wait_dead(pid, 10)
+        self._terminate(pid)
+        self.pid_file.unlink(missing_ok=True)
+        say("Stopped.")
+        return True
+
+    def _stray_pids(self) -> list[int]:
+        """Erlang VMs started for this node's directory that no pid file names.
+
+        A checkout deleted while its node ran, then cloned again at the same path, gives the
+        same node name (it is derived from the path): the old VM still holds that name, and a
+        new start dies with RabbitMQ's duplicate_node_name, a page of Erlang terms. Seen when
+        a fresh clone replaced one whose test run had stopped early.
+        """
+        own = os.getpid()
+        if Path("/proc").is_dir():
+            candidates = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+        else:  # macOS: no /proc
+            out = subprocess.run(["ps", "-axo", "pid="], capture_output=True, text=True)
+            candidates = [int(p) for p in out.stdout.split() if p.isdigit()]
+        return [pid for pid in candidates if pid != own and self.is_own_process(pid)]
+
+    def _end_strays(self, say: Progress) -> bool:
+        """Stop this directory's VMs that no pid file names (see `_stray_pids`); True if any.
+
+        Their pid file, and with it usually their credentials and cookie, are gone, so
+        rabbitmqctl cannot reach them: they get signals. Durable data still on disk is kept
+        for the next start.
+        """
+        strays = self._stray_pids()
+        for pid in strays:
+            say(
+                _(
+                    "A RabbitMQ node started earlier from {dir} (process {pid}) was still "
+                    "running without its pid file (was the folder deleted and made again?): "
+                    "stopping it."
+                ).format(dir=self.base, pid=pid)
+            )
+            self._terminate(pid)
+        return bool(strays)
+
+    def _terminate(self, pid: int) -> None:
+        """SIGTERM (the Erlang VM shuts down cleanly on it), then SIGKILL, while `pid` is
+        still this node's VM: only this node's own process is ever signalled."""
         for sig, seconds in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
             if _alive(pid) and self.is_own_process(pid):
                 try:
@@ -640,9 +684,6 @@ class Node:
                         f"The node's process {pid} belongs to another user: stop it as that user."
                     ) from None
                 _wait_dead(pid, seconds)
-        self.pid_file.unlink(missing_ok=True)
-        say("Stopped.")
-        return True
 
     def restart_app(self, progress: Progress | None = None) -> None:
         """Restart the RabbitMQ application inside the running node (every client is dropped).
