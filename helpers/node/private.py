@@ -638,20 +638,24 @@ class Node:
         return True
 
     def _stray_pids(self) -> list[int]:
-        """Erlang VMs started for this node's directory that no pid file names.
+        """Every Erlang VM started for this node's directory (asked when no pid file names
+        one, so any found is a stray).
 
         A checkout deleted while its node ran, then cloned again at the same path, gives the
         same node name (it is derived from the path): the old VM still holds that name, and a
         new start dies with RabbitMQ's duplicate_node_name, a page of Erlang terms. Seen when
         a fresh clone replaced one whose test run had stopped early.
         """
-        own = os.getpid()
-        if Path("/proc").is_dir():
-            candidates = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-        else:  # macOS: no /proc
-            out = subprocess.run(["ps", "-axo", "pid="], capture_output=True, text=True)
-            candidates = [int(p) for p in out.stdout.split() if p.isdigit()]
-        return [pid for pid in candidates if pid != own and self.is_own_process(pid)]
+        if not Path("/proc").is_dir():  # macOS: one ps for every process, as _ps_names_node
+            out = subprocess.run(["ps", "-axo", "pid=,command="], capture_output=True, text=True)
+            rows = (line.strip().split(None, 1) for line in out.stdout.splitlines())
+            return [
+                int(row[0])
+                for row in rows
+                if len(row) == 2 and "beam" in row[1] and f"-home {self.base}" in row[1]
+            ]
+        candidates = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+        return [pid for pid in candidates if self.is_own_process(pid)]
 
     def _end_strays(self, say: Progress) -> bool:
         """Stop this directory's VMs that no pid file names (see `_stray_pids`); True if any.
